@@ -1,0 +1,66 @@
+import { Buffer } from 'node:buffer';
+import { RpcError, type RpcErrorCode } from './errors.js';
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './protocol.js';
+
+/** A message body ready to publish, with the content type that describes it. */
+export interface EncodedBody {
+  readonly body: Uint8Array;
+  readonly contentType: string;
+}
+
+/**
+ * Encodes a payload: bytes (`Uint8Array`, `Buffer`) travel as they are with
+ * `application/octet-stream`; everything else as JSON. `undefined` becomes JSON `null`.
+ * Throws an RpcError with `failCode` when the value cannot be encoded (a BigInt, a cycle).
+ */
+export function encodeBody(value: unknown, failCode: RpcErrorCode): EncodedBody {
+  if (value instanceof Uint8Array) return { body: value, contentType: CONTENT_TYPE_BINARY };
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch (error) {
+    throw new RpcError(failCode, `payload is not JSON-serialisable: ${messageOf(error)}`, {
+      cause: error,
+    });
+  }
+  return { body: Buffer.from(json ?? 'null'), contentType: CONTENT_TYPE_JSON };
+}
+
+/**
+ * Decodes a received body by its content type. A missing content type means JSON, so
+ * plain clients such as the seed's pika code interoperate. An empty body is `undefined`.
+ * Throws an RpcError with `failCode` when the body does not decode.
+ */
+export function decodeBody(
+  body: Uint8Array | null,
+  contentType: string | undefined,
+  failCode: RpcErrorCode,
+): unknown {
+  const bytes = body ?? EMPTY;
+  const type = mediaType(contentType);
+  if (type === CONTENT_TYPE_BINARY) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  if (type === CONTENT_TYPE_TEXT) return text;
+  if (type !== CONTENT_TYPE_JSON && type !== '') {
+    throw new RpcError(failCode, `unsupported content type "${type}"`);
+  }
+  if (bytes.length === 0) return undefined;
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (error) {
+    throw new RpcError(failCode, `body is not valid JSON: ${messageOf(error)}`, { cause: error });
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** `application/json; charset=utf-8` → `application/json`; missing → ''. */
+function mediaType(contentType: string | undefined): string {
+  if (contentType === undefined) return '';
+  const semicolon = contentType.indexOf(';');
+  return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
+}
+
+export function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

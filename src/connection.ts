@@ -1,0 +1,213 @@
+import type { AMQPClient } from '@cloudamqp/amqp-client';
+import { forceClose, openAmqp } from './amqp.js';
+import { Caller, type CallerStats } from './caller.js';
+import { RpcError } from './errors.js';
+import {
+  checkQueueName,
+  redactUrl,
+  resolveConnectOptions,
+  resolveServeOptions,
+  type CallOptions,
+  type ConnectOptions,
+  type ResolvedConnectOptions,
+  type ServeOptions,
+} from './options.js';
+import { RpcServer, type Handler, type ServerStats } from './server.js';
+
+/** `'connected'`, `'blocked'` (the broker paused publishers: a resource alarm), or `'closed'`. */
+export type ConnectionState = 'connected' | 'blocked' | 'closed';
+
+/** A snapshot of a connection's counters. */
+export interface ConnectionStats extends CallerStats {
+  /** One entry per server still running on this connection. */
+  servers: Array<ServerStats & { queue: string }>;
+}
+
+/**
+ * Connects to RabbitMQ. The returned connection both calls (`call`) and serves (`serve`).
+ *
+ * @param options a URL (`amqp://user:pass@host:5672/vhost`, `amqps://...`) or
+ *   {@link ConnectOptions}; without it, `AMQP_URL` from the environment, else
+ *   `amqp://guest:guest@localhost:5672`.
+ * @throws RpcError INVALID_ARGUMENT for bad options, UNAVAILABLE when no broker answers,
+ *   UNAUTHENTICATED when the login is refused, PERMISSION_DENIED without vhost access,
+ *   CANCELLED when `options.signal` aborts.
+ */
+export async function connect(options?: string | ConnectOptions): Promise<RpcConnection> {
+  const resolved = resolveConnectOptions(options);
+  const { signal } = resolved;
+  if (signal?.aborted) throw new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason });
+  let lastError: RpcError | undefined;
+  for (const url of resolved.urls) {
+    const attempt = openAmqp(url, resolved);
+    try {
+      const client = await (signal ? raceAbort(attempt, signal) : attempt);
+      return new RpcConnection(client, resolved, url);
+    } catch (error) {
+      lastError = RpcError.from(error, 'UNAVAILABLE');
+      // A refused login or a cancel will not get better on the next URL.
+      if (lastError.code !== 'UNAVAILABLE') break;
+    }
+  }
+  throw lastError ?? new RpcError('UNAVAILABLE', 'no broker URL given');
+}
+
+/**
+ * One AMQP connection, shared by the calling side (one channel, one reply consumer) and
+ * every server (one channel each). Close it with `close()` or `await using`.
+ */
+export class RpcConnection implements AsyncDisposable {
+  readonly #client: AMQPClient;
+  readonly #options: ResolvedConnectOptions;
+  readonly #caller: Caller;
+  readonly #servers = new Set<RpcServer>();
+  readonly #url: string;
+  #state: ConnectionState = 'connected';
+  #closing: Promise<void> | undefined;
+  readonly #closed: Promise<RpcError | undefined>;
+  #resolveClosed!: (error: RpcError | undefined) => void;
+
+  /** @internal Use {@link connect}. */
+  constructor(client: AMQPClient, options: ResolvedConnectOptions, url: string) {
+    this.#client = client;
+    this.#options = options;
+    this.#url = url;
+    this.#caller = new Caller(client, options);
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    client.onblocked = () => {
+      if (this.#state === 'connected') this.#state = 'blocked';
+    };
+    client.onunblocked = () => {
+      if (this.#state === 'blocked') this.#state = 'connected';
+    };
+    client.ondisconnect = (error) => {
+      this.#lost(new RpcError('UNAVAILABLE', `lost the connection to ${redactUrl(this.#url)}${error ? `: ${error.message}` : ''}`, { cause: error }));
+    };
+  }
+
+  /** The broker URL this connection uses, with the password hidden. */
+  get url(): string {
+    return redactUrl(this.#url);
+  }
+
+  get state(): ConnectionState {
+    return this.#state;
+  }
+
+  /**
+   * Resolves once the connection has ended: with `undefined` after `close()`, or with an
+   * RpcError (UNAVAILABLE) when it was lost. Never rejects.
+   */
+  get closed(): Promise<RpcError | undefined> {
+    return this.#closed;
+  }
+
+  /** Counters for health checks and tests: pending calls, unmatched replies, servers. */
+  stats(): ConnectionStats {
+    return {
+      ...this.#caller.stats,
+      servers: [...this.#servers].map((server) => ({ queue: server.queue, ...server.stats })),
+    };
+  }
+
+  /**
+   * Calls the server consuming `queue` and resolves with its reply.
+   *
+   * @param request JSON-serialisable value, or bytes (`Uint8Array`) sent as they are
+   * @throws RpcError DEADLINE_EXCEEDED after `timeoutMs`, CANCELLED when `signal` aborts,
+   *   UNAVAILABLE when no queue `queue` exists or the connection drops, RESOURCE_EXHAUSTED
+   *   for a request over `maxPayloadBytes`, or the code the handler threw.
+   */
+  call<TReply = unknown>(queue: string, request: unknown, options?: CallOptions): Promise<TReply> {
+    return this.#caller.call(queue, request, options) as Promise<TReply>;
+  }
+
+  /** @internal The typed client calls through here: `method` travels in the AMQP `type` property. */
+  callMethod(queue: string, method: string, request: unknown, options?: CallOptions): Promise<unknown> {
+    return this.#caller.call(queue, request, options, method);
+  }
+
+  /**
+   * Serves requests on `queue` (declared unless `declare: false`) with `handler`, running
+   * up to `prefetch` requests at once. Resolves once the server consumes.
+   */
+  async serve<TRequest = unknown, TReply = unknown>(
+    queue: string,
+    handler: Handler<TRequest, TReply>,
+    options?: ServeOptions,
+  ): Promise<RpcServer> {
+    checkQueueName(queue);
+    if (typeof handler !== 'function') throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
+    const resolved = resolveServeOptions(options);
+    if (this.#state === 'closed') throw new RpcError('UNAVAILABLE', 'the connection is closed');
+    const server = new RpcServer(
+      this.#client,
+      queue,
+      handler as Handler,
+      resolved,
+      this.#options.maxPayloadBytes,
+      (closed) => this.#servers.delete(closed),
+    );
+    this.#servers.add(server);
+    try {
+      await server.start();
+    } catch (error) {
+      this.#servers.delete(server);
+      throw error;
+    }
+    return server;
+  }
+
+  /**
+   * Closes every server gracefully (see {@link RpcServer.close}), rejects calls still
+   * pending with CANCELLED, then closes the AMQP connection. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await Promise.all([...this.#servers].map((server) => server.close()));
+    this.#state = 'closed';
+    this.#caller.close(new RpcError('CANCELLED', 'the connection was closed by the application'));
+    if (!this.#client.closed) {
+      await this.#client.close().catch(() => forceClose(this.#client));
+    }
+    this.#resolveClosed(undefined);
+  }
+
+  #lost(error: RpcError): void {
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#closing ??= Promise.resolve();
+    this.#caller.close(error);
+    for (const server of [...this.#servers]) server.connectionLost(error);
+    this.#resolveClosed(error);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function raceAbort<T extends AMQPClient>(attempt: Promise<T>, signal: AbortSignal): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      reject(new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason }));
+      // Whatever the attempt yields now is unwanted.
+      attempt.then(forceClose, () => undefined);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    attempt.then(
+      (client) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(client);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error as Error);
+      },
+    );
+  });
+}

@@ -1,0 +1,20 @@
+/**
+ * rabbit-rpc: request/response RPC over RabbitMQ.
+ *
+ * ```ts
+ * import { connect, RpcError } from 'rabbit-rpc';
+ * const rpc = await connect(process.env.AMQP_URL);
+ * const server = await rpc.serve('rpc_queue', async (request) => `Processed: ${request}`);
+ * const reply = await rpc.call('rpc_queue', 'Hello World', { timeoutMs: 5_000 });
+ * ```
+ * @packageDocumentation
+ */
+export { connect, RpcConnection } from './connection.js';
+export type { ConnectionState, ConnectionStats } from './connection.js';
+export { RpcServer } from './server.js';
+export type { Handler, HandlerContext, ServerStats } from './server.js';
+export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
+export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
+export type { CallOptions, ConnectOptions, ReplyMode, ServeOptions } from './options.js';
+export type { CallerStats } from './caller.js';
+export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';

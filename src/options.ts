@@ -1,0 +1,190 @@
+import { Buffer } from 'node:buffer';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { RpcError } from './errors.js';
+
+/** Where replies come back to the caller. docs/decisions.md explains the default. */
+export type ReplyMode = 'queue' | 'direct';
+
+/** Options of {@link connect}. Every field is optional. */
+export interface ConnectOptions {
+  /**
+   * Broker URL, or several tried in turn until one answers.
+   * @default process.env.AMQP_URL, else 'amqp://guest:guest@localhost:5672'
+   */
+  url?: string | readonly string[];
+  /** How long `connect()` may take per URL before it gives up. @default 10000 */
+  connectTimeoutMs?: number;
+  /** AMQP heartbeat interval in seconds; 0 turns heartbeats off. @default 10 */
+  heartbeatSec?: number;
+  /** Largest AMQP frame in bytes; larger bodies are split into frames. @default 131072 */
+  frameMax?: number;
+  /** Connection name shown by `rabbitmqctl list_connections` and the management UI. */
+  connectionName?: string;
+  /** Largest request or reply body accepted or sent, in bytes. @default 16777216 (16 MiB) */
+  maxPayloadBytes?: number;
+  /** Timeout of calls that set no `timeoutMs`. @default 30000 */
+  defaultTimeoutMs?: number;
+  /**
+   * `'queue'`: one exclusive, server-named reply queue per connection (the seed's way).
+   * `'direct'`: RabbitMQ's Direct Reply-to pseudo-queue, no queue declared.
+   * @default 'queue'
+   */
+  replyMode?: ReplyMode;
+  /** Aborts `connect()` while it is in progress. */
+  signal?: AbortSignal;
+  /** Extra options for `amqps://` URLs (CA, client certificate, ...), passed to `tls.connect`. */
+  tls?: TlsConnectionOptions;
+}
+
+/** Per-call options of {@link RpcConnection.call}. */
+export interface CallOptions {
+  /** Deadline of this call, in milliseconds from now. @default the connection's `defaultTimeoutMs` */
+  timeoutMs?: number;
+  /** Aborting it rejects the call with CANCELLED. */
+  signal?: AbortSignal;
+  /** Application headers sent with the request; the handler reads them in `ctx.headers`. */
+  headers?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** Options of {@link RpcConnection.serve}. */
+export interface ServeOptions {
+  /** How many requests this server runs at once (AMQP prefetch). @default 10 */
+  prefetch?: number;
+  /** Declare the queue if it does not exist. `false` uses an existing queue as is. @default true */
+  declare?: boolean;
+  /** Declare the queue durable (survives broker restarts). @default false, as in the seed */
+  durable?: boolean;
+  /**
+   * How long `close()` waits for running handlers before it aborts their `ctx.signal` and
+   * gives their requests back to the broker. @default 30000
+   */
+  drainTimeoutMs?: number;
+  /** Send the handler's stack trace with error replies (development only). @default false */
+  exposeErrorStack?: boolean;
+}
+
+export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
+
+export const CONNECT_DEFAULTS = {
+  connectTimeoutMs: 10_000,
+  heartbeatSec: 10,
+  frameMax: 131_072,
+  maxPayloadBytes: 16 * 1024 * 1024,
+  defaultTimeoutMs: 30_000,
+  replyMode: 'queue',
+} as const;
+
+export const SERVE_DEFAULTS = {
+  prefetch: 10,
+  declare: true,
+  durable: false,
+  drainTimeoutMs: 30_000,
+  exposeErrorStack: false,
+} as const;
+
+/** The largest delay a Node timer accepts (about 24.8 days). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/** {@link ConnectOptions} after defaults and validation. */
+export interface ResolvedConnectOptions {
+  readonly urls: readonly string[];
+  readonly connectTimeoutMs: number;
+  readonly heartbeatSec: number;
+  readonly frameMax: number;
+  readonly connectionName: string | undefined;
+  readonly maxPayloadBytes: number;
+  readonly defaultTimeoutMs: number;
+  readonly replyMode: ReplyMode;
+  readonly signal: AbortSignal | undefined;
+  readonly tls: TlsConnectionOptions | undefined;
+}
+
+export type ResolvedServeOptions = { readonly [K in keyof typeof SERVE_DEFAULTS]: (typeof SERVE_DEFAULTS)[K] extends boolean ? boolean : number };
+
+export function resolveConnectOptions(input: string | ConnectOptions | undefined): ResolvedConnectOptions {
+  const options: ConnectOptions = typeof input === 'string' ? { url: input } : (input ?? {});
+  if (typeof options !== 'object') invalid(`connect() takes a URL string or an options object`);
+  const url = options.url ?? process.env['AMQP_URL'] ?? DEFAULT_URL;
+  const urls = typeof url === 'string' ? [url] : [...url];
+  if (urls.length === 0) invalid('url: give at least one broker URL');
+  for (const u of urls) checkUrl(u);
+  const replyMode = options.replyMode ?? CONNECT_DEFAULTS.replyMode;
+  if (replyMode !== 'queue' && replyMode !== 'direct') {
+    invalid(`replyMode must be 'queue' or 'direct'; got ${String(replyMode)}`);
+  }
+  return {
+    urls,
+    connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs, CONNECT_DEFAULTS.connectTimeoutMs, 1, MAX_TIMEOUT_MS),
+    heartbeatSec: integer('heartbeatSec', options.heartbeatSec, CONNECT_DEFAULTS.heartbeatSec, 0, 65_535),
+    frameMax: integer('frameMax', options.frameMax, CONNECT_DEFAULTS.frameMax, 8192, 2 ** 31 - 1),
+    connectionName: options.connectionName,
+    maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, CONNECT_DEFAULTS.maxPayloadBytes, 1, 2 ** 31 - 1),
+    defaultTimeoutMs: integer('defaultTimeoutMs', options.defaultTimeoutMs, CONNECT_DEFAULTS.defaultTimeoutMs, 1, MAX_TIMEOUT_MS),
+    replyMode,
+    signal: options.signal,
+    tls: options.tls,
+  };
+}
+
+export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOptions {
+  return {
+    prefetch: integer('prefetch', options.prefetch, SERVE_DEFAULTS.prefetch, 1, 65_535),
+    declare: boolean('declare', options.declare, SERVE_DEFAULTS.declare),
+    durable: boolean('durable', options.durable, SERVE_DEFAULTS.durable),
+    drainTimeoutMs: integer('drainTimeoutMs', options.drainTimeoutMs, SERVE_DEFAULTS.drainTimeoutMs, 0, MAX_TIMEOUT_MS),
+    exposeErrorStack: boolean('exposeErrorStack', options.exposeErrorStack, SERVE_DEFAULTS.exposeErrorStack),
+  };
+}
+
+/** Validates a per-call timeout; returns the default when none is given. */
+export function resolveTimeoutMs(timeoutMs: number | undefined, fallback: number): number {
+  return integer('timeoutMs', timeoutMs, fallback, 1, MAX_TIMEOUT_MS);
+}
+
+/** Throws INVALID_ARGUMENT unless `name` is a non-empty string an AMQP short string can hold. */
+export function checkQueueName(name: unknown): asserts name is string {
+  if (typeof name !== 'string' || name.length === 0) invalid(`queue name must be a non-empty string; got ${JSON.stringify(name)}`);
+  if (Buffer.byteLength(name) > 255) invalid('queue name must be at most 255 bytes');
+}
+
+function checkUrl(url: unknown): void {
+  if (typeof url !== 'string') invalid(`url must be a string; got ${typeof url}`);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    invalid(`url is not a valid URL: ${redactUrl(url)}`);
+  }
+  if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
+    invalid(`url must start with amqp:// or amqps://; got ${redactUrl(url)}`);
+  }
+}
+
+/** The URL with its password replaced by `***`, safe for errors and logs. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  }
+}
+
+function integer(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    invalid(`${name} must be an integer from ${min} to ${max}; got ${String(value)}`);
+  }
+  return value;
+}
+
+function boolean(name: string, value: boolean | undefined, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') invalid(`${name} must be true or false; got ${String(value)}`);
+  return value;
+}
+
+function invalid(message: string): never {
+  throw new RpcError('INVALID_ARGUMENT', message);
+}

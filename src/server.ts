@@ -1,0 +1,293 @@
+import type { AMQPChannel, AMQPClient, AMQPConsumer, AMQPMessage, AMQPProperties, Field } from '@cloudamqp/amqp-client';
+import { fromAmqpError } from './amqp.js';
+import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
+import { RpcError } from './errors.js';
+import type { ResolvedServeOptions } from './options.js';
+import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
+
+/** What a handler knows about the request it is running. */
+export interface HandlerContext {
+  /**
+   * Aborts when the caller's deadline passes (reason: RpcError DEADLINE_EXCEEDED), when the
+   * server stops waiting for this handler on close, or when the connection is lost.
+   */
+  readonly signal: AbortSignal;
+  /** The caller's deadline, Unix epoch milliseconds; undefined when the caller sent none. */
+  readonly deadline: number | undefined;
+  /** The request's AMQP headers, including the caller's application headers. */
+  readonly headers: Readonly<Record<string, unknown>>;
+  /** The request's correlation id, echoed on the reply. */
+  readonly correlationId: string | undefined;
+  /** The AMQP message id, when the caller set one (stable across redeliveries). */
+  readonly messageId: string | undefined;
+  /** True when the broker may have delivered this request before (a hint, not a proof). */
+  readonly redelivered: boolean;
+  /** The queue the request came from. */
+  readonly queue: string;
+  /** The method name (AMQP `type` property) of a service call; undefined for plain calls. */
+  readonly method: string | undefined;
+}
+
+/** A request handler: returns (or resolves to) the reply, or throws an RpcError. */
+export type Handler<TRequest = unknown, TReply = unknown> = (
+  request: TRequest,
+  ctx: HandlerContext,
+) => TReply | PromiseLike<TReply>;
+
+/** Counters of one server; {@link RpcServer.stats} returns a copy. */
+export interface ServerStats {
+  /** Handlers running now. */
+  active: number;
+  /** Requests answered (success or error reply). */
+  replied: number;
+  /** Requests dropped unstarted because their deadline had passed. */
+  expired: number;
+}
+
+/** The handler's view of a request; the signal and its deadline timer exist only if read. */
+class RequestContext implements HandlerContext {
+  #controller: AbortController | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #done = false;
+  constructor(
+    readonly queue: string,
+    private readonly message: AMQPMessage,
+    readonly deadline: number | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    if (!this.#controller) {
+      this.#controller = new AbortController();
+      if (this.deadline !== undefined && !this.#done) {
+        const deadline = this.deadline;
+        this.#timer = setTimeout(() => {
+          this.abort(new RpcError('DEADLINE_EXCEEDED', 'the caller\'s deadline has passed'));
+        }, Math.max(0, deadline - Date.now()));
+      }
+    }
+    return this.#controller.signal;
+  }
+  get headers(): Readonly<Record<string, unknown>> {
+    return this.message.properties.headers ?? {};
+  }
+  get correlationId(): string | undefined {
+    return this.message.properties.correlationId;
+  }
+  get messageId(): string | undefined {
+    return this.message.properties.messageId;
+  }
+  get redelivered(): boolean {
+    return this.message.redelivered;
+  }
+  get method(): string | undefined {
+    return this.message.properties.type;
+  }
+
+  abort(reason: RpcError): void {
+    if (this.#done) return;
+    clearTimeout(this.#timer);
+    (this.#controller ??= new AbortController()).abort(reason);
+  }
+
+  finish(): void {
+    this.#done = true;
+    clearTimeout(this.#timer);
+  }
+}
+
+/**
+ * Consumes one queue: runs the handler for each request (up to `prefetch` at once),
+ * publishes the reply to `reply_to` with the request's correlation id, then acks.
+ */
+export class RpcServer implements AsyncDisposable {
+  readonly queue: string;
+  readonly #options: ResolvedServeOptions;
+  readonly #handler: Handler;
+  readonly #maxPayloadBytes: number;
+  readonly #active = new Set<RequestContext>();
+  #replied = 0;
+  #expired = 0;
+  #channel: AMQPChannel | undefined;
+  #consumer: AMQPConsumer | undefined;
+  #closing: Promise<void> | undefined;
+  #drained: (() => void) | undefined;
+
+  /** @internal Use {@link RpcConnection.serve}. */
+  constructor(
+    private readonly client: AMQPClient,
+    queue: string,
+    handler: Handler,
+    options: ResolvedServeOptions,
+    maxPayloadBytes: number,
+    private readonly onClosed: (server: RpcServer) => void,
+  ) {
+    this.queue = queue;
+    this.#handler = handler;
+    this.#options = options;
+    this.#maxPayloadBytes = maxPayloadBytes;
+  }
+
+  get stats(): ServerStats {
+    return { active: this.#active.size, replied: this.#replied, expired: this.#expired };
+  }
+
+  /** @internal Declares the queue, sets the prefetch and starts consuming. */
+  async start(): Promise<void> {
+    let channel: AMQPChannel | undefined;
+    try {
+      channel = await this.client.channel();
+      if (this.#options.declare) {
+        await channel.queueDeclare(this.queue, { durable: this.#options.durable, autoDelete: false, exclusive: false });
+      }
+      await channel.basicQos(this.#options.prefetch);
+      this.#channel = channel;
+      this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {
+        this.#onRequest(message);
+      });
+    } catch (error) {
+      this.#channel = undefined;
+      channel?.close().catch(() => undefined);
+      throw fromAmqpError(error, `serving "${this.queue}" failed`);
+    }
+    this.#consumer.wait().then(
+      () => undefined,
+      (error: unknown) => this.connectionLost(fromAmqpError(error, `the consumer of "${this.queue}" stopped`)),
+    );
+  }
+
+  #onRequest(message: AMQPMessage): void {
+    const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
+    if (deadline !== undefined && deadline <= Date.now()) {
+      // The caller has given up: running the handler would be wasted work.
+      this.#expired++;
+      this.#ack(message);
+      return;
+    }
+    const ctx = new RequestContext(this.queue, message, deadline);
+    this.#active.add(ctx);
+    this.#run(message, ctx).then(
+      () => this.#finish(ctx),
+      () => this.#finish(ctx),
+    );
+  }
+
+  async #run(message: AMQPMessage, ctx: RequestContext): Promise<void> {
+    let reply: EncodedBody;
+    let headers: Record<string, Field> | undefined;
+    try {
+      const size = message.body?.length ?? 0;
+      if (size > this.#maxPayloadBytes) {
+        throw new RpcError('RESOURCE_EXHAUSTED', `request of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`);
+      }
+      const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
+      const result = await this.#handler(request, ctx);
+      reply = encodeBody(result, 'INTERNAL');
+      if (reply.body.length > this.#maxPayloadBytes) {
+        throw new RpcError('RESOURCE_EXHAUSTED', `reply of ${reply.body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`);
+      }
+    } catch (thrown) {
+      const error = RpcError.from(thrown, 'UNKNOWN');
+      headers = { [STATUS_HEADER]: error.code, [MESSAGE_HEADER]: error.message };
+      if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
+        headers[STACK_HEADER] = thrown.stack;
+      }
+      reply = encodeErrorDetails(error.details);
+    }
+    await this.#reply(message, reply, headers);
+  }
+
+  /** Publishes the reply, then acks; a request without reply_to is acked unanswered. */
+  async #reply(message: AMQPMessage, reply: EncodedBody, headers: Record<string, Field> | undefined): Promise<void> {
+    const channel = this.#channel;
+    if (!channel || channel.closed) return; // unacked: the broker gives it to another server
+    const { replyTo, correlationId } = message.properties;
+    if (replyTo) {
+      const properties: AMQPProperties = { contentType: reply.contentType };
+      if (correlationId !== undefined) properties.correlationId = correlationId;
+      if (headers) properties.headers = headers;
+      const published = channel.basicPublish('', replyTo, reply.body, properties);
+      if (this.client.blocked !== undefined) {
+        // While the broker blocks publishers the library rejects publishes: ack only what went out.
+        try {
+          await published;
+        } catch {
+          channel.basicNack(message.deliveryTag, true).catch(() => undefined);
+          return;
+        }
+      } else {
+        published.catch(() => undefined); // failure means the channel closed: the broker requeues
+      }
+    }
+    this.#replied++;
+    this.#ack(message);
+  }
+
+  #ack(message: AMQPMessage): void {
+    const channel = this.#channel;
+    if (!channel || channel.closed) return;
+    channel.basicAck(message.deliveryTag).catch(() => undefined);
+  }
+
+  #finish(ctx: RequestContext): void {
+    ctx.finish();
+    this.#active.delete(ctx);
+    if (this.#active.size === 0) this.#drained?.();
+  }
+
+  /**
+   * Stops taking requests, waits for running handlers (at most `drainTimeoutMs`, then their
+   * `ctx.signal` aborts and unfinished requests go back to the broker), and resolves.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close();
+    return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    await this.#consumer?.cancel().catch(() => undefined);
+    if (this.#active.size > 0) {
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.drainTimeoutMs)));
+      await Promise.race([drained, timedOut]);
+      clearTimeout(timer);
+      this.#abortActive(new RpcError('CANCELLED', 'the server is closing'));
+    }
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (channel && !channel.closed) await channel.close().catch(() => undefined);
+    this.onClosed(this);
+  }
+
+  /** @internal The connection is gone: abort handlers; their requests return to the queue. */
+  connectionLost(error: RpcError): void {
+    this.#channel = undefined;
+    this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
+    this.#closing ??= Promise.resolve();
+    this.onClosed(this);
+  }
+
+  #abortActive(reason: RpcError): void {
+    for (const ctx of this.#active) ctx.abort(reason);
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+function readDeadline(value: unknown): number | undefined {
+  if (typeof value === 'number' && Number.isFinite(value)) return value;
+  if (typeof value === 'bigint') return Number(value);
+  return undefined;
+}
+
+function encodeErrorDetails(details: unknown): EncodedBody {
+  if (details === undefined) return { body: new Uint8Array(0), contentType: 'application/json' };
+  try {
+    return encodeBody(details, 'INTERNAL');
+  } catch {
+    return { body: new Uint8Array(0), contentType: 'application/json' };
+  }
+}
