@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { after } from 'node:test';
+import { connect, type ConnectOptions, type RpcConnection } from '../src/index.js';
+
+/** The broker the integration tests use; scripts/test.mjs sets it when it starts one. */
+export const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@localhost:5672';
+
+/** A queue name no other test (or earlier run) uses. */
+export function uniqueQueue(prefix: string): string {
+  return `test.${prefix}.${randomBytes(4).toString('hex')}`;
+}
+
+/** Connects to the test broker and closes the connection when the test file ends. */
+export async function connectForTest(options: Omit<ConnectOptions, 'url'> = {}): Promise<RpcConnection> {
+  const rpc = await connect({ url: AMQP_URL, ...options });
+  after(() => rpc.close());
+  return rpc;
+}
+
+/** A promise with its resolve function, for waiting on an event instead of sleeping. */
+export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T) => void } {
+  let resolve!: (value: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}
