@@ -31,7 +31,8 @@ export function replyCodeOf(error: unknown): number | undefined {
 export function fromAmqpError(error: unknown, context: string): RpcError {
   if (error instanceof RpcError) return error;
   const replyCode = replyCodeOf(error);
-  const code = replyCode === undefined ? 'UNAVAILABLE' : (REPLY_CODE_TO_RPC[replyCode] ?? 'UNAVAILABLE');
+  const code =
+    replyCode === undefined ? 'UNAVAILABLE' : (REPLY_CODE_TO_RPC[replyCode] ?? 'UNAVAILABLE');
   return new RpcError(code, `${context}: ${messageOf(error)}`, { cause: error });
 }
 
@@ -54,7 +55,12 @@ export async function openAmqp(url: string, options: ResolvedConnectOptions): Pr
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      reject(new RpcError('UNAVAILABLE', `connecting to ${where} timed out after ${options.connectTimeoutMs} ms`));
+      reject(
+        new RpcError(
+          'UNAVAILABLE',
+          `connecting to ${where} timed out after ${options.connectTimeoutMs} ms`,
+        ),
+      );
     }, options.connectTimeoutMs);
   });
   try {
@@ -73,15 +79,23 @@ function connectError(error: unknown, where: string): RpcError {
   const replyCode = replyCodeOf(error);
   const text = messageOf(error);
   if (replyCode === 403) {
-    return new RpcError('UNAUTHENTICATED', `the broker at ${where} refused the login: ${text}`, { cause: error });
+    return new RpcError('UNAUTHENTICATED', `the broker at ${where} refused the login: ${text}`, {
+      cause: error,
+    });
   }
   if (replyCode === 530) {
-    return new RpcError('PERMISSION_DENIED', `the broker at ${where} refused access: ${text}`, { cause: error });
+    return new RpcError('PERMISSION_DENIED', `the broker at ${where} refused access: ${text}`, {
+      cause: error,
+    });
   }
   if (/certificate|self.signed|SSL|TLS|ERR_TLS/i.test(text)) {
-    return new RpcError('UNAVAILABLE', `TLS handshake with ${where} failed: ${text}`, { cause: error });
+    return new RpcError('UNAVAILABLE', `TLS handshake with ${where} failed: ${text}`, {
+      cause: error,
+    });
   }
-  return new RpcError('UNAVAILABLE', `no AMQP broker answered at ${where}: ${text}`, { cause: error });
+  return new RpcError('UNAVAILABLE', `no AMQP broker answered at ${where}: ${text}`, {
+    cause: error,
+  });
 }
 
 /** Drops the socket without the close handshake; safe on a half-open client. */

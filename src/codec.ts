@@ -38,7 +38,8 @@ export function decodeBody(
 ): unknown {
   const bytes = body ?? EMPTY;
   const type = mediaType(contentType);
-  if (type === CONTENT_TYPE_BINARY) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  if (type === CONTENT_TYPE_BINARY)
+    return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
   const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
   if (type === CONTENT_TYPE_TEXT) return text;
   if (type !== CONTENT_TYPE_JSON && type !== '') {

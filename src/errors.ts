@@ -59,7 +59,9 @@ export class RpcError extends Error {
   constructor(code: RpcErrorCode, message: string, options: RpcErrorOptions = {}) {
     super(message, 'cause' in options ? { cause: options.cause } : undefined);
     if (!isRpcErrorCode(code)) {
-      throw new TypeError(`RpcError code must be one of ${ERROR_CODES.join(', ')}; got ${String(code)}`);
+      throw new TypeError(
+        `RpcError code must be one of ${ERROR_CODES.join(', ')}; got ${String(code)}`,
+      );
     }
     this.code = code;
     this.details = options.details;

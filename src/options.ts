@@ -99,9 +99,15 @@ export interface ResolvedConnectOptions {
   readonly tls: TlsConnectionOptions | undefined;
 }
 
-export type ResolvedServeOptions = { readonly [K in keyof typeof SERVE_DEFAULTS]: (typeof SERVE_DEFAULTS)[K] extends boolean ? boolean : number };
+export type ResolvedServeOptions = {
+  readonly [K in keyof typeof SERVE_DEFAULTS]: (typeof SERVE_DEFAULTS)[K] extends boolean
+    ? boolean
+    : number;
+};
 
-export function resolveConnectOptions(input: string | ConnectOptions | undefined): ResolvedConnectOptions {
+export function resolveConnectOptions(
+  input: string | ConnectOptions | undefined,
+): ResolvedConnectOptions {
   const options: ConnectOptions = typeof input === 'string' ? { url: input } : (input ?? {});
   if (typeof options !== 'object') invalid(`connect() takes a URL string or an options object`);
   const url = options.url ?? process.env['AMQP_URL'] ?? DEFAULT_URL;
@@ -114,12 +120,36 @@ export function resolveConnectOptions(input: string | ConnectOptions | undefined
   }
   return {
     urls,
-    connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs, CONNECT_DEFAULTS.connectTimeoutMs, 1, MAX_TIMEOUT_MS),
-    heartbeatSec: integer('heartbeatSec', options.heartbeatSec, CONNECT_DEFAULTS.heartbeatSec, 0, 65_535),
+    connectTimeoutMs: integer(
+      'connectTimeoutMs',
+      options.connectTimeoutMs,
+      CONNECT_DEFAULTS.connectTimeoutMs,
+      1,
+      MAX_TIMEOUT_MS,
+    ),
+    heartbeatSec: integer(
+      'heartbeatSec',
+      options.heartbeatSec,
+      CONNECT_DEFAULTS.heartbeatSec,
+      0,
+      65_535,
+    ),
     frameMax: integer('frameMax', options.frameMax, CONNECT_DEFAULTS.frameMax, 8192, 2 ** 31 - 1),
     connectionName: options.connectionName,
-    maxPayloadBytes: integer('maxPayloadBytes', options.maxPayloadBytes, CONNECT_DEFAULTS.maxPayloadBytes, 1, 2 ** 31 - 1),
-    defaultTimeoutMs: integer('defaultTimeoutMs', options.defaultTimeoutMs, CONNECT_DEFAULTS.defaultTimeoutMs, 1, MAX_TIMEOUT_MS),
+    maxPayloadBytes: integer(
+      'maxPayloadBytes',
+      options.maxPayloadBytes,
+      CONNECT_DEFAULTS.maxPayloadBytes,
+      1,
+      2 ** 31 - 1,
+    ),
+    defaultTimeoutMs: integer(
+      'defaultTimeoutMs',
+      options.defaultTimeoutMs,
+      CONNECT_DEFAULTS.defaultTimeoutMs,
+      1,
+      MAX_TIMEOUT_MS,
+    ),
     replyMode,
     signal: options.signal,
     tls: options.tls,
@@ -131,8 +161,18 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     prefetch: integer('prefetch', options.prefetch, SERVE_DEFAULTS.prefetch, 1, 65_535),
     declare: boolean('declare', options.declare, SERVE_DEFAULTS.declare),
     durable: boolean('durable', options.durable, SERVE_DEFAULTS.durable),
-    drainTimeoutMs: integer('drainTimeoutMs', options.drainTimeoutMs, SERVE_DEFAULTS.drainTimeoutMs, 0, MAX_TIMEOUT_MS),
-    exposeErrorStack: boolean('exposeErrorStack', options.exposeErrorStack, SERVE_DEFAULTS.exposeErrorStack),
+    drainTimeoutMs: integer(
+      'drainTimeoutMs',
+      options.drainTimeoutMs,
+      SERVE_DEFAULTS.drainTimeoutMs,
+      0,
+      MAX_TIMEOUT_MS,
+    ),
+    exposeErrorStack: boolean(
+      'exposeErrorStack',
+      options.exposeErrorStack,
+      SERVE_DEFAULTS.exposeErrorStack,
+    ),
   };
 }
 
@@ -143,7 +183,8 @@ export function resolveTimeoutMs(timeoutMs: number | undefined, fallback: number
 
 /** Throws INVALID_ARGUMENT unless `name` is a non-empty string an AMQP short string can hold. */
 export function checkQueueName(name: unknown): asserts name is string {
-  if (typeof name !== 'string' || name.length === 0) invalid(`queue name must be a non-empty string; got ${JSON.stringify(name)}`);
+  if (typeof name !== 'string' || name.length === 0)
+    invalid(`queue name must be a non-empty string; got ${JSON.stringify(name)}`);
   if (Buffer.byteLength(name) > 255) invalid('queue name must be at most 255 bytes');
 }
 
@@ -171,7 +212,13 @@ export function redactUrl(url: string): string {
   }
 }
 
-function integer(name: string, value: number | undefined, fallback: number, min: number, max: number): number {
+function integer(
+  name: string,
+  value: number | undefined,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     invalid(`${name} must be an integer from ${min} to ${max}; got ${String(value)}`);

@@ -11,7 +11,9 @@ export function uniqueQueue(prefix: string): string {
 }
 
 /** Connects to the test broker and closes the connection when the test file ends. */
-export async function connectForTest(options: Omit<ConnectOptions, 'url'> = {}): Promise<RpcConnection> {
+export async function connectForTest(
+  options: Omit<ConnectOptions, 'url'> = {},
+): Promise<RpcConnection> {
   const rpc = await connect({ url: AMQP_URL, ...options });
   after(() => rpc.close());
   return rpc;
@@ -22,4 +24,20 @@ export function deferred<T = void>(): { promise: Promise<T>; resolve: (value: T)
   let resolve!: (value: T) => void;
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
+}
+
+/**
+ * Fails the test file if the library lets a rejection or an exception escape: a library
+ * must never crash its host. Call once at the top of a test file.
+ */
+export function failOnUnhandled(): void {
+  const escaped: unknown[] = [];
+  const record = (reason: unknown) => escaped.push(reason);
+  process.on('unhandledRejection', record);
+  process.on('uncaughtException', record);
+  after(() => {
+    process.off('unhandledRejection', record);
+    process.off('uncaughtException', record);
+    if (escaped.length > 0) throw new AggregateError(escaped, 'unhandled rejection or exception');
+  });
 }

@@ -1,0 +1,37 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ERROR_CODES, RpcError, isRpcErrorCode } from '../../src/errors.js';
+
+test('the codes are the 16 canonical gRPC status names other than OK', () => {
+  assert.equal(ERROR_CODES.length, 16);
+  assert.ok(!(ERROR_CODES as readonly string[]).includes('OK'));
+  for (const code of ['CANCELLED', 'DEADLINE_EXCEEDED', 'UNAVAILABLE', 'UNIMPLEMENTED']) {
+    assert.ok(isRpcErrorCode(code));
+  }
+  assert.equal(isRpcErrorCode('CANCELED'), false);
+  assert.equal(isRpcErrorCode(4), false);
+});
+
+test('RpcError carries code, details, cause and its name', () => {
+  const cause = new Error('disk');
+  const error = new RpcError('NOT_FOUND', 'no user 7', { details: { id: 7 }, cause });
+  assert.ok(error instanceof Error);
+  assert.equal(error.name, 'RpcError');
+  assert.equal(error.code, 'NOT_FOUND');
+  assert.deepEqual(error.details, { id: 7 });
+  assert.equal(error.cause, cause);
+});
+
+test('a code outside the closed set is refused', () => {
+  // @ts-expect-error the type system refuses it too
+  assert.throws(() => new RpcError('TEAPOT', 'x'), TypeError);
+});
+
+test('RpcError.from keeps RpcErrors and wraps anything else', () => {
+  const original = new RpcError('ABORTED', 'x');
+  assert.equal(RpcError.from(original), original);
+  const wrapped = RpcError.from(new Error('boom'));
+  assert.equal(wrapped.code, 'UNKNOWN');
+  assert.equal(wrapped.message, 'boom');
+  assert.equal(RpcError.from('text', 'INTERNAL').code, 'INTERNAL');
+});
