@@ -3,8 +3,19 @@ import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from '@clou
 import { fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode } from './errors.js';
-import { checkQueueName, resolveTimeoutMs, type CallOptions, type ResolvedConnectOptions } from './options.js';
-import { DEADLINE_HEADER, DIRECT_REPLY_QUEUE, MESSAGE_HEADER, NO_ROUTE, STATUS_HEADER } from './protocol.js';
+import {
+  checkQueueName,
+  resolveTimeoutMs,
+  type CallOptions,
+  type ResolvedConnectOptions,
+} from './options.js';
+import {
+  DEADLINE_HEADER,
+  DIRECT_REPLY_QUEUE,
+  MESSAGE_HEADER,
+  NO_ROUTE,
+  STATUS_HEADER,
+} from './protocol.js';
 
 /** One call waiting for its reply. A class, not a closure, to keep per-call cost low. */
 class PendingCall {
@@ -55,7 +66,12 @@ export class Caller {
   }
 
   /** Publishes a request and resolves with the decoded reply, or rejects with an RpcError. */
-  call(queue: string, payload: unknown, options: CallOptions = {}, method?: string): Promise<unknown> {
+  call(
+    queue: string,
+    payload: unknown,
+    options: CallOptions = {},
+    method?: string,
+  ): Promise<unknown> {
     // Everything that can fail synchronously fails here, before anything is published.
     try {
       checkQueueName(queue);
@@ -74,12 +90,16 @@ export class Caller {
       const properties: AMQPProperties = {
         contentType: encoded.contentType,
         expiration: String(timeoutMs),
-        headers: options.headers ? { ...options.headers, [DEADLINE_HEADER]: deadline } : { [DEADLINE_HEADER]: deadline },
+        headers: options.headers
+          ? { ...options.headers, [DEADLINE_HEADER]: deadline }
+          : { [DEADLINE_HEADER]: deadline },
       };
       // The method name of a service call travels in the AMQP `type` property.
       if (method !== undefined) properties.type = method;
       if (this.#channel) return this.#start(queue, encoded.body, properties, timeoutMs, signal);
-      return this.#open().then(() => this.#start(queue, encoded.body, properties, timeoutMs, signal));
+      return this.#open().then(() =>
+        this.#start(queue, encoded.body, properties, timeoutMs, signal),
+      );
     } catch (error) {
       return Promise.reject(RpcError.from(error, 'INTERNAL'));
     }
@@ -94,7 +114,9 @@ export class Caller {
   ): Promise<unknown> {
     const channel = this.#channel;
     if (!channel || this.#closedWith) {
-      return Promise.reject(this.#closedWith ?? new RpcError('UNAVAILABLE', 'the reply channel is closed'));
+      return Promise.reject(
+        this.#closedWith ?? new RpcError('UNAVAILABLE', 'the reply channel is closed'),
+      );
     }
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     properties.correlationId = id;
@@ -104,7 +126,10 @@ export class Caller {
       const call = new PendingCall(id, queue, resolve, reject, signal, onAbort);
       this.#pending.set(id, call);
       call.timer = setTimeout(() => {
-        this.#settle(id, new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`));
+        this.#settle(
+          id,
+          new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
       // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
@@ -128,17 +153,26 @@ export class Caller {
     channel.onReturn = (message) => this.#onReturn(message);
     let replyTo: string = DIRECT_REPLY_QUEUE;
     if (this.#options.replyMode === 'queue') {
-      const queue = await channel.queueDeclare('', { exclusive: true, autoDelete: true, durable: false });
+      const queue = await channel.queueDeclare('', {
+        exclusive: true,
+        autoDelete: true,
+        durable: false,
+      });
       replyTo = queue.name;
     }
     // Direct Reply-to requires consuming before publishing, on the publishing channel.
-    const consumer = await channel.basicConsume(replyTo, { noAck: true, exclusive: true }, (message) => {
-      this.#onReply(message);
-    });
+    const consumer = await channel.basicConsume(
+      replyTo,
+      { noAck: true, exclusive: true },
+      (message) => {
+        this.#onReply(message);
+      },
+    );
     // A channel the broker closes (or a cancelled reply consumer) fails the calls it carried.
     consumer.wait().then(
       () => undefined,
-      (error: unknown) => this.#channelLost(channel, fromAmqpError(error, 'the reply channel closed')),
+      (error: unknown) =>
+        this.#channelLost(channel, fromAmqpError(error, 'the reply channel closed')),
     );
     this.#replyTo = replyTo;
     this.#channel = channel;
@@ -165,8 +199,14 @@ export class Caller {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
     if (!call) return;
-    const why = message.replyCode === NO_ROUTE ? 'no queue is bound to it' : (message.replyText ?? 'returned');
-    this.#settle(call.id, new RpcError('UNAVAILABLE', `nothing can receive requests on "${call.queue}": ${why}`));
+    const why =
+      message.replyCode === NO_ROUTE
+        ? 'no queue is bound to it'
+        : (message.replyText ?? 'returned');
+    this.#settle(
+      call.id,
+      new RpcError('UNAVAILABLE', `nothing can receive requests on "${call.queue}": ${why}`),
+    );
   }
 
   /** Ends a pending call: an RpcError rejects it, anything else resolves it. */
@@ -222,7 +262,7 @@ function decodeReply(message: AMQPMessage): unknown {
 function cancelled(signal: AbortSignal): RpcError {
   const reason: unknown = signal.reason;
   if (reason instanceof Error && reason.name === 'TimeoutError') {
-    return new RpcError('DEADLINE_EXCEEDED', 'the call\'s signal timed out', { cause: reason });
+    return new RpcError('DEADLINE_EXCEEDED', "the call's signal timed out", { cause: reason });
   }
   return new RpcError('CANCELLED', 'the call was cancelled', { cause: reason });
 }

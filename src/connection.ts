@@ -36,7 +36,8 @@ export interface ConnectionStats extends CallerStats {
 export async function connect(options?: string | ConnectOptions): Promise<RpcConnection> {
   const resolved = resolveConnectOptions(options);
   const { signal } = resolved;
-  if (signal?.aborted) throw new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason });
+  if (signal?.aborted)
+    throw new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason });
   let lastError: RpcError | undefined;
   for (const url of resolved.urls) {
     const attempt = openAmqp(url, resolved);
@@ -81,7 +82,13 @@ export class RpcConnection implements AsyncDisposable {
       if (this.#state === 'blocked') this.#state = 'connected';
     };
     client.ondisconnect = (error) => {
-      this.#lost(new RpcError('UNAVAILABLE', `lost the connection to ${redactUrl(this.#url)}${error ? `: ${error.message}` : ''}`, { cause: error }));
+      this.#lost(
+        new RpcError(
+          'UNAVAILABLE',
+          `lost the connection to ${redactUrl(this.#url)}${error ? `: ${error.message}` : ''}`,
+          { cause: error },
+        ),
+      );
     };
   }
 
@@ -123,7 +130,12 @@ export class RpcConnection implements AsyncDisposable {
   }
 
   /** @internal The typed client calls through here: `method` travels in the AMQP `type` property. */
-  callMethod(queue: string, method: string, request: unknown, options?: CallOptions): Promise<unknown> {
+  callMethod(
+    queue: string,
+    method: string,
+    request: unknown,
+    options?: CallOptions,
+  ): Promise<unknown> {
     return this.#caller.call(queue, request, options, method);
   }
 
@@ -137,7 +149,8 @@ export class RpcConnection implements AsyncDisposable {
     options?: ServeOptions,
   ): Promise<RpcServer> {
     checkQueueName(queue);
-    if (typeof handler !== 'function') throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
+    if (typeof handler !== 'function')
+      throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
     const resolved = resolveServeOptions(options);
     if (this.#state === 'closed') throw new RpcError('UNAVAILABLE', 'the connection is closed');
     const server = new RpcServer(

@@ -1,4 +1,11 @@
-import type { AMQPChannel, AMQPClient, AMQPConsumer, AMQPMessage, AMQPProperties, Field } from '@cloudamqp/amqp-client';
+import type {
+  AMQPChannel,
+  AMQPClient,
+  AMQPConsumer,
+  AMQPMessage,
+  AMQPProperties,
+  Field,
+} from '@cloudamqp/amqp-client';
 import { fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
@@ -60,9 +67,12 @@ class RequestContext implements HandlerContext {
       this.#controller = new AbortController();
       if (this.deadline !== undefined && !this.#done) {
         const deadline = this.deadline;
-        this.#timer = setTimeout(() => {
-          this.abort(new RpcError('DEADLINE_EXCEEDED', 'the caller\'s deadline has passed'));
-        }, Math.max(0, deadline - Date.now()));
+        this.#timer = setTimeout(
+          () => {
+            this.abort(new RpcError('DEADLINE_EXCEEDED', "the caller's deadline has passed"));
+          },
+          Math.max(0, deadline - Date.now()),
+        );
       }
     }
     return this.#controller.signal;
@@ -137,7 +147,11 @@ export class RpcServer implements AsyncDisposable {
     try {
       channel = await this.client.channel();
       if (this.#options.declare) {
-        await channel.queueDeclare(this.queue, { durable: this.#options.durable, autoDelete: false, exclusive: false });
+        await channel.queueDeclare(this.queue, {
+          durable: this.#options.durable,
+          autoDelete: false,
+          exclusive: false,
+        });
       }
       await channel.basicQos(this.#options.prefetch);
       this.#channel = channel;
@@ -151,7 +165,8 @@ export class RpcServer implements AsyncDisposable {
     }
     this.#consumer.wait().then(
       () => undefined,
-      (error: unknown) => this.connectionLost(fromAmqpError(error, `the consumer of "${this.queue}" stopped`)),
+      (error: unknown) =>
+        this.connectionLost(fromAmqpError(error, `the consumer of "${this.queue}" stopped`)),
     );
   }
 
@@ -177,13 +192,19 @@ export class RpcServer implements AsyncDisposable {
     try {
       const size = message.body?.length ?? 0;
       if (size > this.#maxPayloadBytes) {
-        throw new RpcError('RESOURCE_EXHAUSTED', `request of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`);
+        throw new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `request of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+        );
       }
       const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
       const result = await this.#handler(request, ctx);
       reply = encodeBody(result, 'INTERNAL');
       if (reply.body.length > this.#maxPayloadBytes) {
-        throw new RpcError('RESOURCE_EXHAUSTED', `reply of ${reply.body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`);
+        throw new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `reply of ${reply.body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+        );
       }
     } catch (thrown) {
       const error = RpcError.from(thrown, 'UNKNOWN');
@@ -197,7 +218,11 @@ export class RpcServer implements AsyncDisposable {
   }
 
   /** Publishes the reply, then acks; a request without reply_to is acked unanswered. */
-  async #reply(message: AMQPMessage, reply: EncodedBody, headers: Record<string, Field> | undefined): Promise<void> {
+  async #reply(
+    message: AMQPMessage,
+    reply: EncodedBody,
+    headers: Record<string, Field> | undefined,
+  ): Promise<void> {
     const channel = this.#channel;
     if (!channel || channel.closed) return; // unacked: the broker gives it to another server
     const { replyTo, correlationId } = message.properties;
@@ -249,7 +274,9 @@ export class RpcServer implements AsyncDisposable {
     if (this.#active.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#options.drainTimeoutMs)));
+      const timedOut = new Promise<void>(
+        (resolve) => (timer = setTimeout(resolve, this.#options.drainTimeoutMs)),
+      );
       await Promise.race([drained, timedOut]);
       clearTimeout(timer);
       this.#abortActive(new RpcError('CANCELLED', 'the server is closing'));
