@@ -1,0 +1,29 @@
+/**
+ * rabbit-rpc/testing: tools for integration and fault tests against a real RabbitMQ.
+ *
+ * - {@link startPrivateBroker}: a throwaway RabbitMQ node on its own ports and folder,
+ *   which tests may stop, kill, freeze, restart, or use to close every connection.
+ * - {@link startPrivateCluster}: several such nodes clustered together.
+ * - {@link FaultProxy}: an in-process TCP proxy that passes, black-holes, resets, delays
+ *   or refuses connections on demand.
+ *
+ * They need `rabbitmq-server` installed (Debian/Ubuntu: `apt-get install rabbitmq-server`;
+ * the system service need not run). docs/testing.md has examples.
+ * @packageDocumentation
+ */
+export {
+  startPrivateBroker,
+  startPrivateCluster,
+  PrivateBroker,
+  PrivateCluster,
+  PrivateBrokerError,
+} from './private-broker.js';
+export type {
+  PrivateBrokerOptions,
+  PrivateClusterOptions,
+  PrivateBrokerState,
+  PrivateBrokerErrorCode,
+} from './private-broker.js';
+export { FaultProxy } from './fault-proxy.js';
+export type { FaultMode, FaultProxyOptions, FaultProxyTarget } from './fault-proxy.js';
+export { freePort, amqpAnswers } from './ports.js';
