@@ -118,6 +118,8 @@ export class Caller {
         this.#closedWith ?? new RpcError('UNAVAILABLE', 'the reply channel is closed'),
       );
     }
+    // The signal may have aborted while the channel was opening.
+    if (signal?.aborted) return Promise.reject(cancelled(signal));
     const id = this.#idPrefix + (this.#nextId++).toString(36);
     properties.correlationId = id;
     properties.replyTo = this.#replyTo;
@@ -233,11 +235,11 @@ export class Caller {
     for (const id of [...this.#pending.keys()]) this.#settle(id, error);
   }
 
-  /** Rejects pending and future calls; used when the connection ends. */
-  close(error: RpcError): void {
-    this.#closedWith ??= error;
+  /** Rejects pending calls with `pendingError` and future calls with `laterError`. */
+  close(pendingError: RpcError, laterError: RpcError = pendingError): void {
+    this.#closedWith ??= laterError;
     this.#channel = undefined;
-    this.failAll(error);
+    this.failAll(pendingError);
   }
 }
 
@@ -253,7 +255,7 @@ function decodeReply(message: AMQPMessage): unknown {
   } catch {
     details = undefined; // an error reply is still an error when its details are garbled
   }
-  return new RpcError(code, typeof text === 'string' ? text : `remote error ${String(status)}`, {
+  return new RpcError(code, typeof text === 'string' ? text : `remote error ${code}`, {
     details,
   });
 }

@@ -17,7 +17,7 @@ export function encodeBody(value: unknown, failCode: RpcErrorCode): EncodedBody 
   if (value instanceof Uint8Array) return { body: value, contentType: CONTENT_TYPE_BINARY };
   let json: string | undefined;
   try {
-    json = JSON.stringify(value);
+    json = stringify(value);
   } catch (error) {
     throw new RpcError(failCode, `payload is not JSON-serialisable: ${messageOf(error)}`, {
       cause: error,
@@ -64,4 +64,9 @@ function mediaType(contentType: string | undefined): string {
 
 export function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
+}
+
+/** JSON.stringify, typed honestly: undefined and functions give undefined. */
+function stringify(value: unknown): string | undefined {
+  return JSON.stringify(value);
 }

@@ -114,7 +114,7 @@ export function resolveConnectOptions(
   const urls = typeof url === 'string' ? [url] : [...url];
   if (urls.length === 0) invalid('url: give at least one broker URL');
   for (const u of urls) checkUrl(u);
-  const replyMode = options.replyMode ?? CONNECT_DEFAULTS.replyMode;
+  const replyMode: unknown = options.replyMode ?? CONNECT_DEFAULTS.replyMode;
   if (replyMode !== 'queue' && replyMode !== 'direct') {
     invalid(`replyMode must be 'queue' or 'direct'; got ${String(replyMode)}`);
   }

@@ -1,13 +1,27 @@
 import { randomBytes } from 'node:crypto';
 import { after } from 'node:test';
+import { AMQPClient } from '@cloudamqp/amqp-client';
 import { connect, type ConnectOptions, type RpcConnection } from '../src/index.js';
 
 /** The broker the integration tests use; scripts/test.mjs sets it when it starts one. */
 export const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@localhost:5672';
 
-/** A queue name no other test (or earlier run) uses. */
+const createdQueues: string[] = [];
+
+/** A queue name no other test (or earlier run) uses; deleted when the test file ends. */
 export function uniqueQueue(prefix: string): string {
-  return `test.${prefix}.${randomBytes(4).toString('hex')}`;
+  if (createdQueues.length === 0) after(deleteCreatedQueues);
+  const name = `test.${prefix}.${randomBytes(4).toString('hex')}`;
+  createdQueues.push(name);
+  return name;
+}
+
+async function deleteCreatedQueues(): Promise<void> {
+  const client = new AMQPClient(AMQP_URL);
+  await client.connect();
+  const channel = await client.channel();
+  for (const name of createdQueues.splice(0)) await channel.queueDelete(name);
+  await client.close();
 }
 
 /** Connects to the test broker and closes the connection when the test file ends. */
