@@ -1,1 +1,42 @@
-console.log('cli');
+import { RpcError } from '../index.js';
+import { parseCommandLine, UsageError } from './args.js';
+import { runCall } from './call.js';
+import { runDemo } from './demo.js';
+import { helpText } from './help.js';
+import { EXIT, exitCodeFor, packageVersion, printRpcError, printUsageError } from './output.js';
+import { runServe } from './serve.js';
+
+/** Runs one command line and resolves with the process exit code. Never rejects. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    const parsed = parseCommandLine(argv);
+    switch (parsed.command) {
+      case 'help':
+        process.stdout.write(helpText(parsed.topic));
+        return EXIT.OK;
+      case 'version':
+        process.stdout.write(`${packageVersion()}\n`);
+        return EXIT.OK;
+      case 'call':
+        return await runCall(parsed);
+      case 'serve':
+        return await runServe(parsed);
+      case 'demo':
+        return await runDemo(parsed);
+    }
+  } catch (thrown) {
+    if (thrown instanceof UsageError) {
+      printUsageError(thrown.message, thrown.command);
+      return EXIT.USAGE;
+    }
+    const error = RpcError.from(thrown, 'INTERNAL');
+    printRpcError(error);
+    return exitCodeFor(error);
+  }
+}
+
+const code = await main(process.argv.slice(2));
+process.exitCode = code;
+// Everything is closed by now, so the process ends on its own; should a stray handle keep it
+// alive, end it anyway (unref: this timer alone does not keep the process running).
+setTimeout(() => process.exit(code), 2_000).unref();

@@ -1,0 +1,208 @@
+import { Buffer } from 'node:buffer';
+import { parseArgs } from 'node:util';
+
+/** The commands of the `rabbit-rpc` CLI. */
+export const COMMANDS = ['call', 'serve', 'demo'] as const;
+export type CommandName = (typeof COMMANDS)[number];
+
+/** A command line the user got wrong: exit code 2, nothing was sent anywhere. */
+export class UsageError extends Error {
+  override readonly name = 'UsageError';
+  constructor(
+    message: string,
+    /** The command whose help explains the mistake, if any. */
+    readonly command?: CommandName,
+  ) {
+    super(message);
+  }
+}
+
+export interface CallArgs {
+  readonly command: 'call';
+  readonly queue: string;
+  readonly request: unknown;
+  readonly url: string | undefined;
+  readonly timeoutMs: number | undefined;
+}
+
+export type HandlerSource =
+  { readonly kind: 'echo' } | { readonly kind: 'module'; readonly path: string };
+
+export interface ServeArgs {
+  readonly command: 'serve';
+  readonly queue: string;
+  readonly handler: HandlerSource;
+  readonly prefetch: number | undefined;
+  readonly url: string | undefined;
+}
+
+export interface DemoArgs {
+  readonly command: 'demo';
+  readonly url: string | undefined;
+}
+
+export interface HelpArgs {
+  readonly command: 'help';
+  readonly topic: CommandName | undefined;
+}
+
+export interface VersionArgs {
+  readonly command: 'version';
+}
+
+export type ParsedCommandLine = CallArgs | ServeArgs | DemoArgs | HelpArgs | VersionArgs;
+
+/** The largest delay a Node timer accepts; the library's upper bound for timeouts. */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
+/**
+ * Parses `process.argv.slice(2)`. Throws {@link UsageError} for anything malformed, before
+ * any connection is made: bad JSON, bad numbers, unknown commands or flags.
+ */
+export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
+  const [first, ...rest] = argv;
+  if (first === undefined) throw new UsageError('missing command');
+  if (first === '--help' || first === '-h') return { command: 'help', topic: undefined };
+  if (first === '--version' || first === '-v') return { command: 'version' };
+  if (first === 'help') {
+    const topic = rest[0];
+    if (topic === undefined) return { command: 'help', topic: undefined };
+    if (!isCommand(topic)) throw new UsageError(`unknown command "${topic}"`);
+    return { command: 'help', topic };
+  }
+  if (!isCommand(first)) {
+    throw new UsageError(
+      first.startsWith('-') ? `unknown option "${first}"` : `unknown command "${first}"`,
+    );
+  }
+  switch (first) {
+    case 'call':
+      return parseCall(rest);
+    case 'serve':
+      return parseServe(rest);
+    case 'demo':
+      return parseDemo(rest);
+  }
+}
+
+function parseCall(args: string[]): CallArgs | HelpArgs {
+  const { values, positionals } = parse('call', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'call' };
+  const [queue, json, ...extra] = positionals;
+  if (queue === undefined || json === undefined) {
+    throw new UsageError('call needs a queue and a JSON request', 'call');
+  }
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'call');
+  let request: unknown;
+  try {
+    request = JSON.parse(json) as unknown;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UsageError(
+      `the request is not valid JSON (${why}); quote strings twice, e.g. '"Hello World"'`,
+      'call',
+    );
+  }
+  return {
+    command: 'call',
+    queue: queueName(queue, 'call'),
+    request,
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('call', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+  };
+}
+
+function parseServe(args: string[]): ServeArgs | HelpArgs {
+  const { values, positionals } = parse('serve', args, {
+    url: { type: 'string' },
+    echo: { type: 'boolean' },
+    module: { type: 'string' },
+    prefetch: { type: 'string' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'serve' };
+  const [queue, ...extra] = positionals;
+  if (queue === undefined) throw new UsageError('serve needs a queue', 'serve');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'serve');
+  const echo = values['echo'] === true;
+  const modulePath = stringValue(values['module']);
+  if (echo === (modulePath !== undefined)) {
+    throw new UsageError('serve needs exactly one of --echo or --module <file>', 'serve');
+  }
+  if (modulePath === '') throw new UsageError('--module needs a file', 'serve');
+  return {
+    command: 'serve',
+    queue: queueName(queue, 'serve'),
+    handler: modulePath === undefined ? { kind: 'echo' } : { kind: 'module', path: modulePath },
+    prefetch: integerValue('serve', '--prefetch', values['prefetch'], 1, 65_535),
+    url: stringValue(values['url']),
+  };
+}
+
+function parseDemo(args: string[]): DemoArgs | HelpArgs {
+  const { values, positionals } = parse('demo', args, { url: { type: 'string' } });
+  if (values['help'] === true) return { command: 'help', topic: 'demo' };
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals.join(' ')}"`, 'demo');
+  }
+  return { command: 'demo', url: stringValue(values['url']) };
+}
+
+type OptionSpec = Record<string, { type: 'string' | 'boolean'; short?: string }>;
+type ParsedValues = Record<string, string | boolean | undefined>;
+
+function parse(
+  command: CommandName,
+  args: string[],
+  options: OptionSpec,
+): { values: ParsedValues; positionals: string[] } {
+  try {
+    const { values, positionals } = parseArgs({
+      args,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    return { values, positionals };
+  } catch (error) {
+    // parseArgs explains unknown flags and missing values well: keep its first line.
+    const message = error instanceof Error ? error.message : String(error);
+    throw new UsageError(message.split('\n')[0] ?? message, command);
+  }
+}
+
+function isCommand(name: string): name is CommandName {
+  return (COMMANDS as readonly string[]).includes(name);
+}
+
+function stringValue(value: string | boolean | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function integerValue(
+  command: CommandName,
+  flag: string,
+  value: string | boolean | undefined,
+  min: number,
+  max: number,
+): number | undefined {
+  if (typeof value !== 'string') return undefined;
+  const number = /^\d+$/.test(value) ? Number(value) : NaN;
+  if (!Number.isSafeInteger(number) || number < min || number > max) {
+    throw new UsageError(
+      `${flag} must be an integer from ${min} to ${max}; got "${value}"`,
+      command,
+    );
+  }
+  return number;
+}
+
+function queueName(name: string, command: CommandName): string {
+  if (name.length === 0) throw new UsageError('the queue name is empty', command);
+  if (Buffer.byteLength(name) > 255) {
+    throw new UsageError('the queue name is longer than 255 bytes', command);
+  }
+  return name;
+}

@@ -1,0 +1,91 @@
+import type { CommandName } from './args.js';
+
+const URL_HELP = `  --url <url>         broker URL (default: $AMQP_URL, else amqp://guest:guest@localhost:5672)`;
+
+const TOP = `rabbit-rpc: request/response RPC over RabbitMQ
+
+Usage:
+  rabbit-rpc call <queue> <json> [--url <url>] [--timeout-ms <n>]
+  rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--url <url>]
+  rabbit-rpc demo [--url <url>]
+
+Commands:
+  call    send one request and print the reply as JSON
+  serve   answer requests on a queue until SIGINT/SIGTERM
+  demo    start a server and call it: replies, errors, a timeout, with latencies
+
+Options:
+  -h, --help          help (also: rabbit-rpc <command> --help)
+  -v, --version       print the version
+
+Exit codes: 0 ok, 1 error reply, 2 usage error, 3 UNAVAILABLE, 4 DEADLINE_EXCEEDED,
+130 interrupted. Environment: AMQP_URL. More: docs/cli.md
+`;
+
+const CALL = `Usage: rabbit-rpc call <queue> <json> [--url <url>] [--timeout-ms <n>]
+
+Sends <json> (parsed as JSON) to <queue>, waits for the reply and prints it as one
+line of JSON on stdout. On failure prints "CODE: message" on stderr.
+
+Options:
+${URL_HELP}
+  --timeout-ms <n>    deadline in milliseconds (default: 30000)
+  -h, --help          this help
+
+Exit codes: 0 ok, 1 error reply (e.g. INVALID_ARGUMENT from the handler), 2 usage error
+(nothing sent), 3 UNAVAILABLE (no broker, no server on <queue>), 4 DEADLINE_EXCEEDED,
+130 interrupted.
+
+Examples:
+  rabbit-rpc call rpc_queue '"Hello World"'
+  rabbit-rpc call users.get '{"id": 42}' --timeout-ms 2000
+  rabbit-rpc call rpc_queue -- -1        (a JSON value starting with "-" goes after --)
+`;
+
+const SERVE = `Usage: rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--url <url>]
+
+Declares <queue> (non-durable, as the seed does) and answers its requests until SIGINT
+or SIGTERM, then stops taking requests, lets running ones finish, and exits 0.
+Prints "serving <queue> on <url>" on stderr once it consumes.
+
+Options:
+  --echo              reply with the request unchanged
+  --module <file>     ES module (path relative to the current directory) whose default
+                      export, or named export "handler", is (request, ctx) => reply.
+                      Throw RpcError from 'rabbit-rpc' to send an error code.
+  --prefetch <n>      requests handled at once (default: 10)
+${URL_HELP}
+  -h, --help          this help
+
+Exit codes: 0 stopped by a signal, 2 usage error or unloadable module, 3 UNAVAILABLE
+(no broker, or the connection was lost), 1 any other error.
+
+Examples:
+  rabbit-rpc serve rpc_queue --echo
+  rabbit-rpc serve rpc_queue --module ./handler.mjs --prefetch 1
+`;
+
+const DEMO = `Usage: rabbit-rpc demo [--url <url>]
+
+Connects, serves a fresh demo queue in this process, and calls it: "Hello World",
+a few calls at once, a handler error (INVALID_ARGUMENT) and a timeout
+(DEADLINE_EXCEEDED). Prints each outcome with its latency, closes, exits 0.
+
+Options:
+${URL_HELP}
+  -h, --help          this help
+`;
+
+/** The help text of `command`, or the top-level help. */
+export function helpText(command: CommandName | undefined): string {
+  switch (command) {
+    case 'call':
+      return CALL;
+    case 'serve':
+      return SERVE;
+    case 'demo':
+      return DEMO;
+    case undefined:
+      return TOP;
+  }
+}

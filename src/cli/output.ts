@@ -1,0 +1,113 @@
+import { readFileSync } from 'node:fs';
+import { RpcError } from '../index.js';
+import { redactUrl } from '../options.js';
+
+/** Exit codes of every command; docs/cli.md documents them for scripts. */
+export const EXIT = {
+  /** Success. */
+  OK: 0,
+  /** The call failed with any other error code (usually a handler's error reply). */
+  ERROR: 1,
+  /** Bad command line, bad JSON, bad URL, unloadable module: nothing was sent. */
+  USAGE: 2,
+  /** UNAVAILABLE: no broker answered, no queue/server for the request, or the connection dropped. */
+  UNAVAILABLE: 3,
+  /** DEADLINE_EXCEEDED: no reply within --timeout-ms. */
+  DEADLINE_EXCEEDED: 4,
+  /** Interrupted by SIGINT/SIGTERM before it finished (128 + SIGINT). */
+  INTERRUPTED: 130,
+} as const;
+
+/** The broker URL when `--url` is not given: `AMQP_URL`, else the local default. */
+export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
+
+export function brokerUrl(url: string | undefined): string {
+  return url ?? process.env['AMQP_URL'] ?? DEFAULT_URL;
+}
+
+/** The exit code for an error the library raised. */
+export function exitCodeFor(error: RpcError): number {
+  if (error.code === 'UNAVAILABLE') return EXIT.UNAVAILABLE;
+  if (error.code === 'DEADLINE_EXCEEDED') return EXIT.DEADLINE_EXCEEDED;
+  return EXIT.ERROR;
+}
+
+/** `CODE: message` on stderr, plus the error's details (JSON) when it has some. */
+export function printRpcError(error: RpcError): void {
+  const lines = [`${paint(error.code, 'red')}: ${error.message}`];
+  if (error.details !== undefined) lines.push(`details: ${safeJson(error.details)}`);
+  process.stderr.write(lines.join('\n') + '\n');
+}
+
+/**
+ * Reports a failed `connect()` and returns the exit code. INVALID_ARGUMENT there means a bad
+ * `--url`/`AMQP_URL` (a usage error); UNAVAILABLE gets a hint on how to start a broker.
+ */
+export function reportConnectError(thrown: unknown, url: string): number {
+  const error = RpcError.from(thrown, 'UNAVAILABLE');
+  printRpcError(error);
+  if (error.code === 'INVALID_ARGUMENT') return EXIT.USAGE;
+  if (error.code === 'UNAVAILABLE') {
+    process.stderr.write(
+      `No RabbitMQ answered at ${redactUrl(url)}. Start one: ` +
+        '`sudo apt-get install -y rabbitmq-server && sudo rabbitmq-server -detached` ' +
+        '(or pass --url / set AMQP_URL)\n',
+    );
+  }
+  return exitCodeFor(error);
+}
+
+/** A usage error: the message, then where to read more. */
+export function printUsageError(message: string, command: string | undefined): void {
+  const help = command === undefined ? 'rabbit-rpc --help' : `rabbit-rpc ${command} --help`;
+  process.stderr.write(`rabbit-rpc: ${message}\nRun '${help}' for usage.\n`);
+}
+
+/** A reply as one line of JSON; `undefined` (an empty reply) as `null`. */
+export function formatJson(value: unknown): string {
+  return safeJson(value);
+}
+
+function safeJson(value: unknown): string {
+  try {
+    // JSON.stringify returns undefined for undefined (an empty reply), functions and symbols.
+    return orNull(JSON.stringify(value));
+  } catch {
+    return String(value);
+  }
+}
+
+function orNull(json: string | undefined): string {
+  return json ?? 'null';
+}
+
+/** Milliseconds with one decimal, e.g. `3.4 ms`. */
+export function formatMs(ms: number): string {
+  return `${ms.toFixed(1)} ms`;
+}
+
+const COLOURS = { red: 31, green: 32, dim: 2, bold: 1 } as const;
+
+/** ANSI colour only when `stream` is a terminal and NO_COLOR is unset. */
+export function paint(
+  text: string,
+  colour: keyof typeof COLOURS,
+  stream: NodeJS.WriteStream = process.stderr,
+): string {
+  if (!stream.isTTY || process.env['NO_COLOR'] !== undefined) return text;
+  return `\u001b[${COLOURS[colour]}m${text}\u001b[0m`;
+}
+
+/** The version in the nearest package.json named rabbit-rpc (dist/ or src/cli/ both work). */
+export function packageVersion(): string {
+  for (const relative of ['../package.json', '../../package.json']) {
+    try {
+      const text = readFileSync(new URL(relative, import.meta.url), 'utf8');
+      const parsed = JSON.parse(text) as { name?: unknown; version?: unknown };
+      if (parsed.name === 'rabbit-rpc' && typeof parsed.version === 'string') return parsed.version;
+    } catch {
+      // not this one
+    }
+  }
+  return 'unknown';
+}
