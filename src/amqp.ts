@@ -102,3 +102,18 @@ function connectError(error: unknown, where: string): RpcError {
 export function forceClose(client: AMQPClient): void {
   client.socket?.destroy();
 }
+
+/**
+ * Coalesces every frame written in this tick (a reply and its ack, a burst of requests)
+ * into one socket write: fewer syscalls and TCP segments for the same bytes.
+ */
+export function batchWritesThisTick(client: AMQPClient): void {
+  const socket = client.socket;
+  if (!socket || socket.writableCorked > 0) return;
+  socket.cork();
+  process.nextTick(uncork, socket);
+}
+
+function uncork(socket: NonNullable<AMQPClient['socket']>): void {
+  socket.uncork();
+}

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from '@cloudamqp/amqp-client';
-import { fromAmqpError } from './amqp.js';
+import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode } from './errors.js';
+import type { FlowGate } from './flow.js';
 import {
   checkQueueName,
   resolveTimeoutMs,
@@ -56,6 +57,7 @@ export class Caller {
 
   constructor(
     private readonly client: AMQPClient,
+    private readonly flow: FlowGate,
     options: ResolvedConnectOptions,
   ) {
     this.#options = options;
@@ -134,10 +136,28 @@ export class Caller {
         );
       }, timeoutMs);
       if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
-      // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
-      channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
-        this.#settle(id, fromAmqpError(error, `publishing to "${queue}" failed`));
-      });
+      if (this.flow.blocked) {
+        // The call's own timer bounds the wait.
+        this.flow.wait().then(() => {
+          if (this.#pending.has(id)) this.#publish(channel, id, queue, body, properties);
+        }, noop);
+      } else {
+        this.#publish(channel, id, queue, body, properties);
+      }
+    });
+  }
+
+  #publish(
+    channel: AMQPChannel,
+    id: string,
+    queue: string,
+    body: Uint8Array,
+    properties: AMQPProperties,
+  ): void {
+    batchWritesThisTick(this.client);
+    // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
+    channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
+      this.#settle(id, fromAmqpError(error, `publishing to "${queue}" failed`));
     });
   }
 
@@ -267,4 +287,8 @@ function cancelled(signal: AbortSignal): RpcError {
     return new RpcError('DEADLINE_EXCEEDED', "the call's signal timed out", { cause: reason });
   }
   return new RpcError('CANCELLED', 'the call was cancelled', { cause: reason });
+}
+
+function noop(): void {
+  // nothing to do
 }

@@ -6,9 +6,10 @@ import type {
   AMQPProperties,
   Field,
 } from '@cloudamqp/amqp-client';
-import { fromAmqpError } from './amqp.js';
+import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
+import type { FlowGate } from './flow.js';
 import type { ResolvedServeOptions } from './options.js';
 import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
 
@@ -125,6 +126,7 @@ export class RpcServer implements AsyncDisposable {
   /** @internal Use {@link RpcConnection.serve}. */
   constructor(
     private readonly client: AMQPClient,
+    private readonly flow: FlowGate,
     queue: string,
     handler: Handler,
     options: ResolvedServeOptions,
@@ -230,18 +232,14 @@ export class RpcServer implements AsyncDisposable {
       const properties: AMQPProperties = { contentType: reply.contentType };
       if (correlationId !== undefined) properties.correlationId = correlationId;
       if (headers) properties.headers = headers;
-      const published = channel.basicPublish('', replyTo, reply.body, properties);
-      if (this.client.blocked !== undefined) {
-        // While the broker blocks publishers the library rejects publishes: ack only what went out.
-        try {
-          await published;
-        } catch {
-          channel.basicNack(message.deliveryTag, true).catch(() => undefined);
-          return;
-        }
-      } else {
-        published.catch(() => undefined); // failure means the channel closed: the broker requeues
+      if (this.flow.blocked) {
+        // Hold the request (and its prefetch slot) until the broker accepts publishes again.
+        await this.flow.wait();
+        if (this.#channel !== channel) return; // closed or lost meanwhile: the broker requeues
       }
+      batchWritesThisTick(this.client);
+      // A failed publish means the channel closed: the request was not acked, so it is requeued.
+      channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
     this.#replied++;
     this.#ack(message);
