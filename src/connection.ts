@@ -2,6 +2,7 @@ import type { AMQPClient } from '@cloudamqp/amqp-client';
 import { forceClose, openAmqp } from './amqp.js';
 import { Caller, type CallerStats } from './caller.js';
 import { RpcError } from './errors.js';
+import { FlowGate } from './flow.js';
 import {
   checkQueueName,
   redactUrl,
@@ -13,6 +14,14 @@ import {
   type ServeOptions,
 } from './options.js';
 import { RpcServer, type Handler, type ServerStats } from './server.js';
+import { isServiceDefinition } from './contract/define-service.js';
+import {
+  createServiceClient,
+  type ServiceClientOptions,
+  type ServiceRef,
+} from './contract/service-client.js';
+import { planServiceServer, type ServiceServeOptions } from './contract/service-server.js';
+import type { AnyService, ServiceClient, ServiceImplementation } from './contract/types.js';
 
 /** `'connected'`, `'blocked'` (the broker paused publishers: a resource alarm), or `'closed'`. */
 export type ConnectionState = 'connected' | 'blocked' | 'closed';
@@ -62,9 +71,11 @@ export class RpcConnection implements AsyncDisposable {
   readonly #options: ResolvedConnectOptions;
   readonly #caller: Caller;
   readonly #servers = new Set<RpcServer>();
+  readonly #flow = new FlowGate();
   readonly #url: string;
   #state: ConnectionState = 'connected';
   #closing: Promise<void> | undefined;
+  #lostWith: RpcError | undefined;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (error: RpcError | undefined) => void;
 
@@ -73,12 +84,14 @@ export class RpcConnection implements AsyncDisposable {
     this.#client = client;
     this.#options = options;
     this.#url = url;
-    this.#caller = new Caller(client, options);
+    this.#caller = new Caller(client, this.#flow, options);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     client.onblocked = () => {
+      this.#flow.block();
       if (this.#state === 'connected') this.#state = 'blocked';
     };
     client.onunblocked = () => {
+      this.#flow.unblock();
       if (this.#state === 'blocked') this.#state = 'connected';
     };
     client.ondisconnect = (error) => {
@@ -143,18 +156,42 @@ export class RpcConnection implements AsyncDisposable {
    * Serves requests on `queue` (declared unless `declare: false`) with `handler`, running
    * up to `prefetch` requests at once. Resolves once the server consumes.
    */
-  async serve<TRequest = unknown, TReply = unknown>(
+  serve<TRequest = unknown, TReply = unknown>(
     queue: string,
     handler: Handler<TRequest, TReply>,
     options?: ServeOptions,
+  ): Promise<RpcServer>;
+  /**
+   * Serves a service contract (see docs/contracts.md) on its queue with one handler per
+   * method; the method name comes in the AMQP `type` property. Input is validated before
+   * the handler runs (INVALID_ARGUMENT); an unknown method gets UNIMPLEMENTED.
+   */
+  serve<S extends AnyService>(
+    service: S,
+    implementation: ServiceImplementation<NoInfer<S>>,
+    options?: ServiceServeOptions,
+  ): Promise<RpcServer>;
+  async serve<TRequest = unknown, TReply = unknown>(
+    queue: string | AnyService,
+    handler: Handler<TRequest, TReply> | ServiceImplementation<AnyService>,
+    options?: ServeOptions,
   ): Promise<RpcServer> {
+    if (isServiceDefinition(queue)) {
+      const plan = planServiceServer(queue, handler as ServiceImplementation<AnyService>, options);
+      return this.serve(plan.queue, plan.handler, plan.options);
+    }
     checkQueueName(queue);
     if (typeof handler !== 'function')
       throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
     const resolved = resolveServeOptions(options);
-    if (this.#state === 'closed') throw new RpcError('UNAVAILABLE', 'the connection is closed');
+    if (this.#closing) {
+      throw this.#state === 'closed' && this.#lostWith
+        ? this.#lostWith
+        : new RpcError('FAILED_PRECONDITION', 'the connection is closed');
+    }
     const server = new RpcServer(
       this.#client,
+      this.#flow,
       queue,
       handler as Handler,
       resolved,
@@ -172,6 +209,29 @@ export class RpcConnection implements AsyncDisposable {
   }
 
   /**
+   * The typed client of a service contract: one async method per contract method,
+   * `(input, { timeoutMs, signal, headers }?) => Promise<output>`. Pass the contract value,
+   * or, with a type-only import, its name: `rpc.client<typeof math>('math')`.
+   */
+  client<S extends AnyService>(service: S, options?: ServiceClientOptions): ServiceClient<S>;
+  // Separate on purpose: `= never` makes `client('name')` without a type argument fail to compile.
+  client<S extends AnyService = never>(
+    // eslint-disable-next-line @typescript-eslint/unified-signatures
+    ref: ServiceRef<S>,
+    options?: ServiceClientOptions,
+  ): ServiceClient<S>;
+  client<S extends AnyService>(
+    service: S | ServiceRef<S>,
+    options?: ServiceClientOptions,
+  ): ServiceClient<S> {
+    return createServiceClient<S>(
+      (queue, method, request, callOptions) => this.callMethod(queue, method, request, callOptions),
+      service,
+      options,
+    );
+  }
+
+  /**
    * Closes every server gracefully (see {@link RpcServer.close}), rejects calls still
    * pending with CANCELLED, then closes the AMQP connection. Idempotent.
    */
@@ -183,7 +243,11 @@ export class RpcConnection implements AsyncDisposable {
   async #close(): Promise<void> {
     await Promise.all([...this.#servers].map((server) => server.close()));
     this.#state = 'closed';
-    this.#caller.close(new RpcError('CANCELLED', 'the connection was closed by the application'));
+    this.#flow.unblock();
+    this.#caller.close(
+      new RpcError('CANCELLED', 'the connection was closed by the application'),
+      new RpcError('FAILED_PRECONDITION', 'the connection is closed'),
+    );
     if (!this.#client.closed) {
       await this.#client.close().catch(() => forceClose(this.#client));
     }
@@ -193,6 +257,8 @@ export class RpcConnection implements AsyncDisposable {
   #lost(error: RpcError): void {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
+    this.#lostWith = error;
+    this.#flow.unblock();
     this.#closing ??= Promise.resolve();
     this.#caller.close(error);
     for (const server of [...this.#servers]) server.connectionLost(error);

@@ -18,3 +18,37 @@ export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
 export type { CallOptions, ConnectOptions, ReplyMode, ServeOptions } from './options.js';
 export type { CallerStats } from './caller.js';
 export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
+export { defineService, method, typeOnly } from './contract/define-service.js';
+export type { DefineServiceOptions } from './contract/define-service.js';
+export { isServiceError } from './contract/service-client.js';
+export type { ServiceClientOptions, ServiceRef } from './contract/service-client.js';
+export type { ServiceServeOptions } from './contract/service-server.js';
+export type {
+  AnyService,
+  ErrorSpecs,
+  InferInput,
+  InferOutput,
+  MethodName,
+  MethodSpec,
+  MethodSpecs,
+  ServiceClient,
+  ServiceContext,
+  ServiceDefinition,
+  ServiceError,
+  ServiceErrorCode,
+  ServiceErrorDetails,
+  ServiceHandlerInput,
+  ServiceHandlerOutput,
+  ServiceImplementation,
+  ServiceInput,
+  ServiceOutput,
+  Shape,
+  TypeOnly,
+  ValidationIssue,
+} from './contract/types.js';
+export type {
+  StandardSchemaV1,
+  StandardSchemaV1Issue,
+  StandardSchemaV1Props,
+  StandardSchemaV1Result,
+} from './contract/standard-schema.js';
