@@ -56,6 +56,7 @@ export class FaultProxy implements AsyncDisposable {
   #mode: FaultMode = 'pass';
   #latencyMs: number;
   #accepted = 0;
+  readonly #idleWaiters: Array<() => void> = [];
   #closing: Promise<void> | undefined;
 
   private constructor(
@@ -97,9 +98,28 @@ export class FaultProxy implements AsyncDisposable {
     return this.#latencyMs;
   }
 
-  /** Connections open through the proxy right now. */
+  /**
+   * Client connections open through the proxy right now (a client that closed its side
+   * does not count, even while a blackhole holds the target's side open).
+   */
   get connections(): number {
-    return this.#links.size;
+    let open = 0;
+    for (const link of this.#links) if (!link.closed.has(link.client)) open++;
+    return open;
+  }
+
+  /**
+   * Resolves once no client connection is open through the proxy (at once if none is):
+   * for asserting that a client dropped its socket.
+   */
+  idle(): Promise<void> {
+    if (this.connections === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #checkIdle(): void {
+    if (this.#idleWaiters.length === 0 || this.connections > 0) return;
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   /** Connections accepted since the proxy started (refused and reset ones included). */
@@ -201,6 +221,7 @@ export class FaultProxy implements AsyncDisposable {
   #onSideClosed(link: Link, side: net.Socket, hadError: boolean): void {
     if (!this.#links.has(link)) return;
     link.closed.add(side);
+    this.#checkIdle();
     if (link.closed.size === 2) {
       this.#destroyLink(link, false);
       return;
@@ -227,6 +248,7 @@ export class FaultProxy implements AsyncDisposable {
 
   #destroyLink(link: Link, reset: boolean): void {
     this.#links.delete(link);
+    this.#checkIdle();
     for (const timer of link.timers) clearTimeout(timer);
     link.timers.clear();
     for (const socket of [link.client, link.upstream]) {

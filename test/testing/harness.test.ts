@@ -192,6 +192,21 @@ describe('FaultProxy (against a TCP echo server)', () => {
     assert.ok(['closed', 'ECONNRESET'].includes(code), code);
   });
 
+  test('idle() resolves once the client has closed its side, even in a blackhole', async () => {
+    await using proxy = await FaultProxy.start(target.port);
+    await proxy.idle();
+    const socket = await rawConnect(proxy.port);
+    assert.equal(await echo(socket, 'x'), 'x');
+    proxy.blackhole();
+    let idle = false;
+    const becameIdle = proxy.idle().then(() => (idle = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(idle, false);
+    socket.destroy();
+    await becameIdle;
+    assert.equal(proxy.connections, 0);
+  });
+
   test('close() is idempotent and drops open connections', async () => {
     const proxy = await FaultProxy.start(target.port);
     const socket = await rawConnect(proxy.port);

@@ -1,0 +1,241 @@
+/**
+ * The connection drops while calls are pending: they must reject promptly with UNAVAILABLE,
+ * not at their timeout. Runs against a private broker (never the system one) with an
+ * in-process fault proxy between the library and the broker.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { connect, RpcError, type HandlerContext, type RpcConnection } from '../../src/index.js';
+import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
+import { deferred, uniqueQueue } from '../helpers.js';
+
+/** Generous against the 30 s call timeout, strict enough to prove the loss was noticed. */
+const PROMPT_MS = 2000;
+const CALL_TIMEOUT_MS = 30_000;
+const fileStarted = Date.now();
+
+let broker: PrivateBroker;
+before(async () => {
+  broker = await startPrivateBroker();
+});
+after(() => broker.close());
+
+/**
+ * Serves `queue` with a handler that never answers: it waits for its `ctx.signal` and
+ * records why it aborted. `allStarted` resolves once `count` handlers run.
+ */
+async function serveHanging(rpc: RpcConnection, queue: string, count: number) {
+  const contexts: HandlerContext[] = [];
+  const allStarted = deferred();
+  const aborted: Promise<unknown>[] = [];
+  const server = await rpc.serve(
+    queue,
+    async (_request: unknown, ctx) => {
+      contexts.push(ctx);
+      const reason = new Promise<unknown>((resolve) => {
+        ctx.signal.addEventListener('abort', () => resolve(ctx.signal.reason), { once: true });
+      });
+      aborted.push(reason);
+      if (contexts.length === count) allStarted.resolve();
+      await reason;
+      return 'too late';
+    },
+    { prefetch: count },
+  );
+  return { server, contexts, allStarted: allStarted.promise, aborted };
+}
+
+/** Starts `count` calls and records when and how each one settles. */
+function startCalls(rpc: RpcConnection, queue: string, count: number) {
+  return Array.from({ length: count }, (_, i) =>
+    rpc.call(queue, i, { timeoutMs: CALL_TIMEOUT_MS }).then(
+      (value: unknown) => ({ value, error: undefined, at: Date.now() }),
+      (error: unknown) => ({ value: undefined, error, at: Date.now() }),
+    ),
+  );
+}
+
+function assertUnavailable(error: unknown): void {
+  assert.ok(error instanceof RpcError, `expected an RpcError, got ${String(error)}`);
+  assert.equal(error.code, 'UNAVAILABLE');
+}
+
+describe('connection loss while calls are pending', () => {
+  for (const how of [
+    'reset by the network (TCP RST)',
+    'closed by the broker (close_all_connections)',
+  ] as const) {
+    test(`${how}: pending calls reject UNAVAILABLE at once, handlers are aborted`, async (t) => {
+      await using proxy = await FaultProxy.start(broker.url);
+      const rpc = await connect(proxy.url(broker.url));
+      t.after(() => rpc.close());
+      const queue = uniqueQueue('loss');
+      const count = 5;
+      const hanging = await serveHanging(rpc, queue, count);
+      const calls = startCalls(rpc, queue, count);
+      await hanging.allStarted;
+      assert.equal(rpc.stats().pending, count);
+
+      const cutAt = Date.now();
+      if (how.startsWith('reset')) proxy.resetAll();
+      else await broker.closeAllConnections('connection-loss test');
+      const results = await Promise.all(calls);
+      const lostError = await rpc.closed;
+
+      for (const result of results) {
+        assertUnavailable(result.error);
+        assert.ok(result.at - cutAt < PROMPT_MS, `a call took ${result.at - cutAt} ms to reject`);
+      }
+      t.diagnostic(
+        `slowest rejection ${Math.max(...results.map((r) => r.at - cutAt))} ms after the cut`,
+      );
+      assertUnavailable(lostError);
+      assert.equal(rpc.state, 'closed');
+      assert.equal(rpc.stats().pending, 0);
+      assert.deepEqual(rpc.stats().servers, []);
+
+      // The server side noticed too: every running handler's signal aborted with UNAVAILABLE.
+      const reasons = await Promise.all(hanging.aborted);
+      assert.equal(reasons.length, count);
+      for (const reason of reasons) assertUnavailable(reason);
+
+      // Calls after the loss fail at once, without waiting for their timeout.
+      const lateStarted = Date.now();
+      await assert.rejects(
+        rpc.call(queue, 'late', { timeoutMs: CALL_TIMEOUT_MS }),
+        (error: unknown) => {
+          assertUnavailable(error);
+          return true;
+        },
+      );
+      assert.ok(Date.now() - lateStarted < 100, 'a call after the loss did not fail at once');
+      await assert.rejects(
+        rpc.serve(uniqueQueue('after-loss'), () => 1),
+        (error: unknown) => {
+          assertUnavailable(error);
+          return true;
+        },
+      );
+    });
+  }
+
+  test('a black-holed connection is detected by heartbeats (heartbeatSec: 1)', async (t) => {
+    await using proxy = await FaultProxy.start(broker.url);
+    const rpc = await connect({ url: proxy.url(broker.url), heartbeatSec: 1 });
+    t.after(() => rpc.close());
+    const queue = uniqueQueue('blackhole');
+    const count = 3;
+    const hanging = await serveHanging(rpc, queue, count);
+    const calls = startCalls(rpc, queue, count);
+    await hanging.allStarted;
+
+    const cutAt = Date.now();
+    proxy.blackhole();
+    const results = await Promise.all(calls);
+    const took = Math.max(...results.map((r) => r.at - cutAt));
+    t.diagnostic(`black hole detected after ${took} ms (heartbeat 1 s)`);
+    for (const result of results) assertUnavailable(result.error);
+    // Heartbeat timeouts are coarse: allow about 4 intervals plus scheduling slack.
+    assert.ok(took < 4500, `black hole noticed after ${took} ms`);
+    assert.ok(took >= 500, `black hole noticed after only ${took} ms: not by heartbeat?`);
+    assertUnavailable(await rpc.closed);
+    assert.equal(rpc.stats().pending, 0);
+    for (const reason of await Promise.all(hanging.aborted)) assertUnavailable(reason);
+  });
+});
+
+describe('connect() when the broker cannot be reached', () => {
+  test('a refused connection fails fast with UNAVAILABLE', async () => {
+    await using proxy = await FaultProxy.start(broker.url);
+    proxy.refuse();
+    const started = Date.now();
+    await assert.rejects(
+      connect({ url: proxy.url(broker.url), connectTimeoutMs: 10_000 }),
+      (error: unknown) => {
+        assertUnavailable(error);
+        return true;
+      },
+    );
+    const took = Date.now() - started;
+    assert.ok(took < 1000, `refused connect took ${took} ms`);
+    assert.equal(proxy.accepted, 1);
+  });
+
+  test('a black-holed connect fails with UNAVAILABLE after connectTimeoutMs', async (t) => {
+    await using proxy = await FaultProxy.start(broker.url);
+    proxy.blackhole();
+    const started = Date.now();
+    await assert.rejects(
+      connect({ url: proxy.url(broker.url), connectTimeoutMs: 1000 }),
+      (error: unknown) => {
+        assertUnavailable(error);
+        return true;
+      },
+    );
+    const took = Date.now() - started;
+    t.diagnostic(`black-holed connect gave up after ${took} ms`);
+    assert.ok(took >= 950 && took < 2500, `black-holed connect took ${took} ms`);
+    // The half-open attempt was dropped, not leaked (this hangs until the test times out otherwise).
+    await proxy.idle();
+    assert.equal(proxy.connections, 0);
+  });
+});
+
+describe('a server loses its connection mid-request', () => {
+  test('the request is redelivered to another server and the caller gets exactly one reply', async () => {
+    const queue = uniqueQueue('redeliver');
+    await using proxy = await FaultProxy.start(broker.url);
+    // Server A goes through the proxy; the caller and server B connect directly.
+    const serverConn = await connect(proxy.url(broker.url));
+    const callerConn = await connect(broker.url);
+    const backupConn = await connect(broker.url);
+    try {
+      const gotRequest = deferred<HandlerContext>();
+      const aAborted = deferred<unknown>();
+      await serverConn.serve(queue, async (_request: string, ctx) => {
+        gotRequest.resolve(ctx);
+        await new Promise<void>((resolve) => {
+          ctx.signal.addEventListener(
+            'abort',
+            () => {
+              aAborted.resolve(ctx.signal.reason);
+              resolve();
+            },
+            { once: true },
+          );
+        });
+        return 'from A (must not arrive)';
+      });
+      const call = callerConn.call<string>(queue, 'job', { timeoutMs: CALL_TIMEOUT_MS });
+      const firstDelivery = await gotRequest.promise;
+      assert.equal(firstDelivery.redelivered, false);
+
+      proxy.resetAll();
+      assertUnavailable(await aAborted.promise);
+      assertUnavailable(await serverConn.closed);
+
+      const seenByB: boolean[] = [];
+      await backupConn.serve(queue, (request: string, ctx) => {
+        seenByB.push(ctx.redelivered);
+        return `B handled ${request}`;
+      });
+      assert.equal(await call, 'B handled job');
+      assert.deepEqual(seenByB, [true]);
+
+      // One more round trip on the same queue: had a second reply to the first call been
+      // in flight, it would have arrived by now and been counted as unmatched.
+      assert.equal(await callerConn.call(queue, 'ping', { timeoutMs: 5000 }), 'B handled ping');
+      assert.equal(callerConn.stats().pending, 0);
+      assert.equal(callerConn.stats().unmatchedReplies, 0);
+      assert.equal(callerConn.state, 'connected');
+    } finally {
+      await Promise.all([serverConn.close(), callerConn.close(), backupConn.close()]);
+    }
+  });
+});
+
+after(() => {
+  process.stdout.write(
+    `faults/connection-loss.test.ts took ${Date.now() - fileStarted} ms (broker included)\n`,
+  );
+});
