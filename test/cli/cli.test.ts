@@ -155,6 +155,24 @@ describe('call', () => {
     assert.equal(result.stdout, '-1.5\n');
   });
 
+  test('SIGINT while waiting for the reply: CANCELLED, exit 130', async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('cli.sigint');
+    const received = deferred();
+    const release = deferred<string>();
+    await rpc.serve(queue, () => {
+      received.resolve();
+      return release.promise;
+    });
+    const caller = startCli(['call', queue, '1', '--url', AMQP_URL]);
+    await received.promise;
+    caller.kill('SIGINT');
+    const result = await runToEnd(caller);
+    release.resolve('too late');
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /^CANCELLED: /);
+  });
+
   test('a URL that is not amqp:// or amqps://: INVALID_ARGUMENT, exit 2', async () => {
     const result = await runCli(['call', 'q', '1', '--url', 'http://x']);
     assert.equal(result.code, EXIT.USAGE);
@@ -205,6 +223,21 @@ describe('serve', () => {
     const result = await runToEnd(server);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /received SIGTERM: draining\nstopped\n$/);
+  });
+
+  test('a second signal while draining exits 130 at once', async () => {
+    const queue = uniqueQueue('cli.twice');
+    const server = startCli(['serve', queue, '--module', 'test/fixtures/slow-handler.mjs']);
+    await server.waitFor(/^serving /m, 'stderr');
+    const rpc = await connectForTest();
+    rpc.call(queue, { sleepMs: 60_000 }, { timeoutMs: 60_000 }).catch(() => undefined);
+    await server.waitFor(/^handling sleepMs/m, 'stderr');
+    server.kill('SIGTERM');
+    await server.waitFor(/draining/, 'stderr');
+    server.kill('SIGTERM');
+    const result = await runToEnd(server);
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /exiting without draining/);
   });
 
   test('SIGINT stops it gracefully too', async () => {
