@@ -1,0 +1,35 @@
+/**
+ * rabbit-rpc through its public API only: `connect`, `serve` (prefetch from the case) and
+ * `call` with the library's defaults. Imported from the project source (src/index.ts);
+ * bench/run.ts bundles it with the worker before a run, so the numbers are for the working
+ * tree as it is (or for another source tree given with --rpc-src).
+ */
+import { connect, type ReplyMode } from '../../src/index.js';
+import {
+  closedLoop,
+  handle,
+  requestMaker,
+  type BenchClient,
+  type BenchServer,
+  type WorkerParams,
+} from '../lib/common.js';
+
+const replyModeOf = (p: WorkerParams): ReplyMode =>
+  p.impl === 'rabbit-rpc-direct' ? 'direct' : 'queue';
+
+export async function startServer(p: WorkerParams): Promise<BenchServer> {
+  const rpc = await connect({ url: p.url, replyMode: replyModeOf(p) });
+  await rpc.serve(p.queue, (request) => handle(request), { prefetch: p.prefetch });
+  return { close: () => rpc.close() };
+}
+
+export async function openClient(p: WorkerParams): Promise<BenchClient> {
+  const rpc = await connect({ url: p.url, replyMode: replyModeOf(p) });
+  const call = (request: unknown): Promise<unknown> => rpc.call(p.queue, request);
+  const make = requestMaker(p.payload);
+  return {
+    runPhase: (n, base, lat, counts) => closedLoop(call, make, n, p.conc, base, lat, counts),
+    unknownReplies: () => rpc.stats().unmatchedReplies,
+    close: () => rpc.close(),
+  };
+}

@@ -1,0 +1,509 @@
+/**
+ * `npm run bench`: rabbit-rpc against the raw broker round trip and amqplib's tutorial RPC.
+ * For every repetition, case and implementation it starts a server process and a client
+ * process, measures the client's closed loop, samples server and broker CPU, deletes the
+ * queues, and finally prints medians and writes bench/results/<timestamp>.json.
+ * docs/benchmark.md describes the method; `npm run bench -- --help` lists the flags.
+ */
+import { cpus, release } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import {
+  DEFAULT_URL,
+  IMPLS,
+  intFlag,
+  isImpl,
+  median,
+  parseFlags,
+  round,
+  type ClientResult,
+  type ImplName,
+  type WorkerParams,
+} from './lib/common.js';
+import {
+  RESULTS_DIR,
+  Worker,
+  bundleWorker,
+  deleteQueues,
+  findBrokerPid,
+  guardChildren,
+  killAllChildren,
+  machineBusyMs,
+  processCpuMs,
+  sleep,
+  waitQuiet,
+} from './lib/system.js';
+
+const HELP = `npm run bench -- [flags]
+
+  --quick              1 repetition with fewer calls (under a minute)
+  --reps N             repetitions (default 3; --quick: 1)
+  --cases a,b          cases to run: seq, c16, c256, pl64k (default: all)
+  --impls a,b          implementations: ${IMPLS.join(', ')} (default: all)
+  --n N                measured calls per case (default: per case; warm-up is N/10)
+  --prefetch N         server prefetch (default 100)
+  --retries N          reruns of a case disturbed by other CPU load (default 1)
+  --quiet-wait S       wait up to S seconds for the machine to go quiet before a case (default 5; --quick: 2)
+  --rpc-src DIR        measure the rabbit-rpc source in DIR instead of ./src
+  --url URL            broker (default: AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
+  --out FILE           JSON results file (default bench/results/<timestamp>.json)
+  --soak               run the heap-flatness soak instead (see bench/soak.ts --help)
+
+Flags can also be given as environment variables: BENCH_REPS=5, BENCH_N=5000, ...`;
+
+interface CaseDef {
+  name: string;
+  title: string;
+  conc: number;
+  n: number;
+  warmup: number;
+  payload: number;
+}
+
+const CASES: readonly CaseDef[] = [
+  { name: 'seq', title: 'sequential (1 in flight)', conc: 1, n: 3000, warmup: 500, payload: 0 },
+  { name: 'c16', title: '16 in flight', conc: 16, n: 20_000, warmup: 2000, payload: 0 },
+  { name: 'c256', title: '256 in flight', conc: 256, n: 20_000, warmup: 2000, payload: 0 },
+  {
+    name: 'pl64k',
+    title: '64 KiB requests, 16 in flight',
+    conc: 16,
+    n: 3000,
+    warmup: 300,
+    payload: 65_536,
+  },
+];
+const QUICK_N: Readonly<Record<string, number>> = { seq: 1000, c16: 5000, c256: 5000, pl64k: 1000 };
+
+/** One measured case of one implementation in one repetition. */
+interface RunRecord {
+  rep: number;
+  case: string;
+  impl: ImplName;
+  conc: number;
+  n: number;
+  warmup: number;
+  payload: number;
+  prefetch: number;
+  attempt: number;
+  disturbed: boolean;
+  quietWaitS: number;
+  client: ClientResult | undefined;
+  failure?: string;
+  serverCpuMs: number;
+  brokerCpuMs: number;
+  /** CPU used on the machine during the window by anything but client, server and broker. */
+  otherCpuMs: number;
+  clientUsPerCall: number;
+  serverUsPerCall: number;
+  brokerUsPerCall: number;
+  /** calls/s divided by raw's calls/s in the same repetition and case. */
+  ratioToRaw?: number;
+  at: string;
+}
+
+interface SummaryRow {
+  case: string;
+  impl: ImplName;
+  runs: number;
+  calls: number;
+  bad: number;
+  callsPerSec: number;
+  callsPerSecMin: number;
+  callsPerSecMax: number;
+  ratioToRaw: number;
+  p50Ms: number;
+  p99Ms: number;
+  p999Ms: number;
+  clientUsPerCall: number;
+  serverUsPerCall: number;
+  brokerUsPerCall: number;
+  clientMaxRssMb: number;
+  otherCpuShare: number;
+}
+
+function listFlag<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
+  if (raw === undefined) return [...all];
+  const picked = raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const name of picked) {
+    if (!(all as readonly string[]).includes(name))
+      throw new Error(`unknown ${what} "${name}"; known: ${all.join(', ')}`);
+  }
+  return picked as T[];
+}
+
+const fmtInt = (v: number): string =>
+  Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–';
+const fmtMs = (v: number): string =>
+  !Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
+const fmtPct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : '–');
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  const flags = parseFlags(argv);
+  if (flags.has('help')) {
+    console.log(HELP);
+    return;
+  }
+  if (flags.has('soak')) {
+    const { runSoak } = await import('./soak.js');
+    await runSoak(argv.filter((a) => a !== '--soak'));
+    return;
+  }
+  const quick = flags.has('quick');
+  const reps = intFlag(flags, 'reps', quick ? 1 : 3);
+  const caseNames = listFlag(
+    flags.get('cases'),
+    CASES.map((c) => c.name),
+    'case',
+  );
+  const impls = listFlag(flags.get('impls'), IMPLS, 'implementation').filter(isImpl);
+  const nOverride = intFlag(flags, 'n', 0);
+  const prefetch = intFlag(flags, 'prefetch', 100);
+  const retries = intFlag(flags, 'retries', 1);
+  const quietWaitS = intFlag(flags, 'quiet-wait', quick ? 2 : 5);
+  const url = flags.get('url') ?? DEFAULT_URL;
+  const rpcSrc = flags.get('rpc-src');
+  const startedAt = new Date();
+  const stamp = startedAt
+    .toISOString()
+    .replace(/[:.]/g, '-')
+    .replace(/-\d{3}Z$/, 'Z');
+  const out = flags.get('out') ?? join(RESULTS_DIR, `${stamp}.json`);
+  const cases = CASES.filter((c) => caseNames.includes(c.name)).map((c) => {
+    const n = nOverride || (quick ? (QUICK_N[c.name] ?? c.n) : c.n);
+    return { ...c, n, warmup: nOverride || quick ? Math.max(50, Math.round(n / 10)) : c.warmup };
+  });
+
+  const brokerPid = findBrokerPid(url);
+  const queues = (impl: ImplName): string[] => [`bench.rpc.${impl}`, `bench.rpc.${impl}.reply`];
+  const cleanAll = async (): Promise<void> => {
+    await deleteQueues(url, impls.flatMap(queues)).catch(() => undefined);
+  };
+  guardChildren(cleanAll);
+  const brokerVersion = await deleteQueues(url, impls.flatMap(queues));
+  const bundle = await bundleWorker(rpcSrc);
+  process.on('exit', bundle.remove);
+
+  const total = reps * cases.length * impls.length;
+  console.log(
+    `rabbit-rpc benchmark: ${reps} repetition(s) × ${cases.length} case(s) × ${impls.length} implementation(s) = ${total} runs`,
+  );
+  console.log(
+    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}; rabbit-rpc from ${rpcSrc ?? 'src/'} (bundled)`,
+  );
+  console.log(
+    `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}\n`,
+  );
+
+  const runs: RunRecord[] = [];
+  const t0 = performance.now();
+  let done = 0;
+  for (let rep = 1; rep <= reps; rep++) {
+    // Rotate the order every repetition, so no implementation always runs first or last.
+    const order = impls.map((_, k) => impls[(k + rep - 1) % impls.length] as ImplName);
+    for (const c of cases) {
+      const repRuns: RunRecord[] = [];
+      for (const impl of order) {
+        let record: RunRecord | undefined;
+        for (let attempt = 0; attempt <= retries; attempt++) {
+          record = await runCase({
+            rep,
+            c,
+            impl,
+            url,
+            prefetch,
+            attempt,
+            brokerPid,
+            bundle: bundle.path,
+            quietWaitS,
+          });
+          if (!record.disturbed || attempt === retries) break;
+          console.log(
+            `  ${label(rep, reps, c.name, impl)} disturbed (other CPU ${fmtPct(otherShare(record))} of a core), running again`,
+          );
+          runs.push(record);
+        }
+        if (!record) continue;
+        repRuns.push(record);
+        runs.push(record);
+        done++;
+        const raw = repRuns.find((r) => r.impl === 'raw');
+        if (raw) for (const r of repRuns) setRatio(r, raw);
+        const elapsed = (performance.now() - t0) / 1000;
+        const eta = (elapsed / done) * (total - done);
+        console.log(
+          `${label(rep, reps, c.name, impl)} ${line(record)}  [${done}/${total}, ${Math.round(elapsed)} s, ~${Math.round(eta)} s left]`,
+        );
+      }
+    }
+  }
+
+  const summary = summarize(runs, cases, impls);
+  const finishedAt = new Date();
+  console.log(`\nDone in ${Math.round((performance.now() - t0) / 1000)} s.\n`);
+  console.log(renderTables(summary, cases, impls, reps));
+  mkdirSync(join(out, '..'), { recursive: true });
+  writeFileSync(
+    out,
+    `${JSON.stringify(
+      {
+        startedAt: startedAt.toISOString(),
+        finishedAt: finishedAt.toISOString(),
+        command: `npm run bench -- ${argv.join(' ')}`.trim(),
+        settings: { reps, cases, impls, prefetch, retries, quietWaitS, rpcSrc: rpcSrc ?? 'src/' },
+        machine: {
+          cpus: cpus().length,
+          cpuModel: cpus()[0]?.model,
+          kernel: release(),
+          node: process.version,
+          broker: `RabbitMQ ${brokerVersion}`,
+        },
+        summary,
+        runs,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  console.log(`\nResults: ${out}`);
+  const bad = summary.reduce((sum, row) => sum + row.bad, 0);
+  if (bad > 0) {
+    console.log(
+      `\n${bad} calls failed, got a wrong reply or none: see "failure"/"client" in the JSON.`,
+    );
+    process.exitCode = 1;
+  }
+}
+
+function label(rep: number, reps: number, caseName: string, impl: string): string {
+  return `[rep ${rep}/${reps}] ${caseName.padEnd(5)} ${impl.padEnd(17)}`;
+}
+
+function otherShare(r: RunRecord): number {
+  return r.client ? r.otherCpuMs / r.client.wallMs : NaN;
+}
+
+function setRatio(r: RunRecord, raw: RunRecord): void {
+  if (r.client && raw.client && raw.client.callsPerSec > 0)
+    r.ratioToRaw = round(r.client.callsPerSec / raw.client.callsPerSec, 3);
+}
+
+function badCalls(r: RunRecord): number {
+  if (!r.client) return r.n;
+  return r.client.errors + r.client.mismatches + r.client.missing + r.client.unknownReplies;
+}
+
+function line(r: RunRecord): string {
+  const c = r.client;
+  if (!c) return `FAILED: ${r.failure ?? 'no result'}`;
+  const bad = badCalls(r);
+  return (
+    `${fmtInt(c.callsPerSec).padStart(7)} calls/s  p50 ${fmtMs(c.p50Ms)} p99 ${fmtMs(c.p99Ms)} p99.9 ${fmtMs(c.p999Ms)} ms  ` +
+    `CPU µs/call ${fmtInt(r.clientUsPerCall)}/${fmtInt(r.serverUsPerCall)}/${fmtInt(r.brokerUsPerCall)}  ` +
+    `RSS ${c.maxRssMb} MB` +
+    (r.ratioToRaw !== undefined ? `  ×raw ${r.ratioToRaw.toFixed(2)}` : '') +
+    (r.disturbed ? '  DISTURBED' : '') +
+    (bad > 0 ? `  BAD ${bad}: ${c.firstError ?? ''}` : '')
+  );
+}
+
+interface CaseArgs {
+  rep: number;
+  c: CaseDef;
+  impl: ImplName;
+  url: string;
+  prefetch: number;
+  attempt: number;
+  brokerPid: number | undefined;
+  bundle: string;
+  quietWaitS: number;
+}
+
+async function runCase({
+  rep,
+  c,
+  impl,
+  url,
+  prefetch,
+  attempt,
+  brokerPid,
+  bundle,
+  quietWaitS,
+}: CaseArgs): Promise<RunRecord> {
+  const queue = `bench.rpc.${impl}`;
+  const params: WorkerParams = {
+    role: 'server',
+    impl,
+    url,
+    queue,
+    conc: c.conc,
+    n: c.n,
+    warmup: c.warmup,
+    payload: c.payload,
+    prefetch,
+    timeoutS: 120,
+  };
+  const record: RunRecord = {
+    rep,
+    case: c.name,
+    impl,
+    conc: c.conc,
+    n: c.n,
+    warmup: c.warmup,
+    payload: c.payload,
+    prefetch,
+    attempt,
+    disturbed: false,
+    quietWaitS: 0,
+    client: undefined,
+    serverCpuMs: NaN,
+    brokerCpuMs: NaN,
+    otherCpuMs: NaN,
+    clientUsPerCall: NaN,
+    serverUsPerCall: NaN,
+    brokerUsPerCall: NaN,
+    at: new Date().toISOString(),
+  };
+  record.quietWaitS = await waitQuiet(0.15, quietWaitS);
+  await deleteQueues(url, [queue, `${queue}.reply`]);
+  const server = new Worker(bundle, params);
+  let client: Worker | undefined;
+  try {
+    await server.expect('ready');
+    client = new Worker(bundle, { ...params, role: 'client' });
+    const marks: Array<{ server: number; broker: number; machine: number }> = [];
+    client.onMessage = (message) => {
+      if (message.type === 'mark') {
+        marks.push({
+          server: processCpuMs(server.pid),
+          broker: processCpuMs(brokerPid),
+          machine: machineBusyMs(),
+        });
+      }
+    };
+    const { result } = await client.expect('result');
+    await client.exited;
+    record.client = result;
+    const [start, end] = marks;
+    if (start && end) {
+      record.serverCpuMs = end.server - start.server;
+      record.brokerCpuMs = end.broker - start.broker;
+      record.otherCpuMs = round(
+        end.machine - start.machine - record.serverCpuMs - record.brokerCpuMs - result.cpuMs,
+        0,
+      );
+      record.disturbed = record.otherCpuMs / result.wallMs > 0.25;
+    }
+    const calls = Math.max(1, result.ok);
+    record.clientUsPerCall = round((result.cpuMs * 1000) / calls, 1);
+    record.serverUsPerCall = round((record.serverCpuMs * 1000) / calls, 1);
+    record.brokerUsPerCall = round((record.brokerCpuMs * 1000) / calls, 1);
+  } catch (error) {
+    record.failure = error instanceof Error ? error.message : String(error);
+  } finally {
+    await client?.stop();
+    await server.stop();
+    await deleteQueues(url, [queue, `${queue}.reply`]).catch(() => undefined);
+    await sleep(200);
+  }
+  return record;
+}
+
+function summarize(
+  runs: readonly RunRecord[],
+  cases: readonly CaseDef[],
+  impls: readonly ImplName[],
+): SummaryRow[] {
+  // A disturbed run that was run again is left out; the last attempt always counts.
+  const kept = runs.filter(
+    (r) =>
+      !r.disturbed ||
+      !runs.some(
+        (o) => o.rep === r.rep && o.case === r.case && o.impl === r.impl && o.attempt > r.attempt,
+      ),
+  );
+  const rows: SummaryRow[] = [];
+  for (const c of cases) {
+    for (const impl of impls) {
+      const mine = kept.filter((r) => r.case === c.name && r.impl === impl);
+      if (mine.length === 0) continue;
+      const ok = mine.flatMap((r) => (r.client ? [r.client] : []));
+      const cps = ok.map((r) => r.callsPerSec);
+      rows.push({
+        case: c.name,
+        impl,
+        runs: mine.length,
+        calls: mine.reduce((sum, r) => sum + r.n, 0),
+        bad: mine.reduce((sum, r) => sum + badCalls(r), 0),
+        callsPerSec: round(median(cps), 0),
+        callsPerSecMin: round(Math.min(...cps), 0),
+        callsPerSecMax: round(Math.max(...cps), 0),
+        ratioToRaw: round(
+          median(mine.flatMap((r) => (r.ratioToRaw === undefined ? [] : [r.ratioToRaw]))),
+          3,
+        ),
+        p50Ms: median(ok.map((r) => r.p50Ms)),
+        p99Ms: median(ok.map((r) => r.p99Ms)),
+        p999Ms: median(ok.map((r) => r.p999Ms)),
+        clientUsPerCall: round(median(mine.map((r) => r.clientUsPerCall)), 1),
+        serverUsPerCall: round(median(mine.map((r) => r.serverUsPerCall)), 1),
+        brokerUsPerCall: round(median(mine.map((r) => r.brokerUsPerCall)), 1),
+        clientMaxRssMb: median(ok.map((r) => r.maxRssMb)),
+        otherCpuShare: round(median(mine.map(otherShare)), 3),
+      });
+    }
+  }
+  return rows;
+}
+
+function renderTables(
+  rows: readonly SummaryRow[],
+  cases: readonly CaseDef[],
+  impls: readonly ImplName[],
+  reps: number,
+): string {
+  const out: string[] = [];
+  out.push(
+    `Medians over ${reps} repetition(s); ×raw = median of per-repetition ratios to raw in the same case.\n`,
+  );
+  out.push(
+    `| implementation | ${cases.map((c) => c.title).join(' | ')} | client peak RSS MB (c=256) |`,
+  );
+  out.push(`|---|${cases.map(() => '---:|').join('')}---:|`);
+  for (const impl of impls) {
+    const cells = cases.map((c) => {
+      const row = rows.find((r) => r.case === c.name && r.impl === impl);
+      return row ? `${fmtInt(row.callsPerSec)} (${fmtPct(row.ratioToRaw)})` : '';
+    });
+    const rss = rows.find((r) => r.case === 'c256' && r.impl === impl)?.clientMaxRssMb;
+    out.push(`| ${impl} | ${cells.join(' | ')} | ${rss === undefined ? '' : String(rss)} |`);
+  }
+  for (const c of cases) {
+    out.push(
+      `\n${c.title}: c=${c.conc}, n=${c.n}${c.payload ? `, request ≈ ${c.payload} B` : ''}\n`,
+    );
+    out.push(
+      '| implementation | calls/s median (min–max) | ×raw | p50 / p99 / p99.9 ms | CPU µs/call client / server / broker | client peak RSS MB | other CPU | bad calls |',
+    );
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const row of rows.filter((r) => r.case === c.name)) {
+      out.push(
+        `| ${row.impl} | ${fmtInt(row.callsPerSec)} (${fmtInt(row.callsPerSecMin)}–${fmtInt(row.callsPerSecMax)}) | ${Number.isFinite(row.ratioToRaw) ? row.ratioToRaw.toFixed(2) : '–'} | ` +
+          `${fmtMs(row.p50Ms)} / ${fmtMs(row.p99Ms)} / ${fmtMs(row.p999Ms)} | ` +
+          `${fmtInt(row.clientUsPerCall)} / ${fmtInt(row.serverUsPerCall)} / ${fmtInt(row.brokerUsPerCall)} | ${row.clientMaxRssMb} | ${fmtPct(row.otherCpuShare)} | ${row.bad} of ${row.calls} |`,
+      );
+    }
+  }
+  return out.join('\n');
+}
+
+main().catch((error: unknown) => {
+  console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+  killAllChildren('SIGKILL');
+  process.exit(1);
+});
