@@ -1,0 +1,221 @@
+// The test runner behind `npm test` (after typecheck and lint).
+//
+//   node scripts/test.mjs                      build, find a broker, run every test suite
+//   node scripts/test.mjs --only unit,faults   run some suites only (names below)
+//   node scripts/test.mjs --no-build FILE...   run given test files without rebuilding dist
+//   node scripts/test.mjs --private-broker     use a private node even if 5672 answers
+//
+// Broker for the integration suites: AMQP_URL if set; else the broker on 127.0.0.1:5672 if
+// one answers; else a private RabbitMQ node started here (and stopped at the end). The
+// faults and testing suites always start their own private nodes.
+// The output ends with node's test runner summary (`# pass N`, `# fail N`).
+import { Buffer } from 'node:buffer';
+import { spawn } from 'node:child_process';
+import { existsSync, readdirSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const SUITES = ['unit', 'integration', 'cli', 'interop', 'contract', 'faults', 'testing'];
+/** Suites that use the shared broker through AMQP_URL. */
+const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract']);
+/** Suites that start private brokers themselves (they need rabbitmq-server installed). */
+const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing']);
+const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
+const TEST_TIMEOUT_MS = 120_000;
+const RABBITMQ_BIN_DIR = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';
+
+function usage(message) {
+  if (message) console.error(`scripts/test.mjs: ${message}`);
+  console.error(
+    `usage: node scripts/test.mjs [--only ${SUITES.join(',')}] [--no-build] [--private-broker] [test files...]`,
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const only = new Set();
+  const files = [];
+  let build = true;
+  let privateBroker = false;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--help' || arg === '-h') usage();
+    else if (arg === '--no-build') build = false;
+    else if (arg === '--private-broker') privateBroker = true;
+    else if (arg === '--only' || arg.startsWith('--only=')) {
+      const value = arg === '--only' ? argv[++i] : arg.slice('--only='.length);
+      if (!value) usage('--only needs suite names');
+      for (const name of value.split(',')) {
+        if (!SUITES.includes(name)) usage(`unknown suite "${name}"`);
+        only.add(name);
+      }
+    } else if (arg.startsWith('-')) usage(`unknown option ${arg}`);
+    else files.push(arg);
+  }
+  return { only, files, build, privateBroker };
+}
+
+/** test/<suite>/*.test.ts for each suite, sorted; suites without a folder are skipped. */
+function findTestFiles(suites) {
+  const files = [];
+  for (const suite of suites) {
+    const dir = path.join(root, 'test', suite);
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) {
+      if (name.endsWith('.test.ts')) files.push(path.join('test', suite, name));
+    }
+  }
+  return files;
+}
+
+function run(command, args, options = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { cwd: root, stdio: 'inherit', ...options });
+    child.on('error', (error) => {
+      console.error(`scripts/test.mjs: could not run ${command}: ${error.message}`);
+      resolve(1);
+    });
+    child.on('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+}
+
+/** True when an AMQP broker answers on host:port (it sends connection.start). */
+function amqpAnswers(port, host = '127.0.0.1', timeoutMs = 1500) {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host });
+    const done = (answered) => {
+      socket.destroy();
+      resolve(answered);
+    };
+    socket.setTimeout(timeoutMs, () => done(false));
+    socket.once('connect', () => socket.write(Buffer.from('AMQP\x00\x00\x09\x01', 'latin1')));
+    socket.once('data', (data) => done(data[0] === 1));
+    socket.once('end', () => done(false));
+    socket.once('error', () => done(false));
+  });
+}
+
+const rabbitInstalled = () => existsSync(path.join(RABBITMQ_BIN_DIR, 'rabbitmq-server'));
+
+const HOW_TO_GET_A_BROKER = [
+  'The integration tests need RabbitMQ. Either:',
+  '  - install it (Debian/Ubuntu: sudo apt-get install rabbitmq-server); this script then starts',
+  '    a private throwaway node by itself (the system service need not run), or',
+  '  - start one on 127.0.0.1:5672 (sudo systemctl start rabbitmq-server, or',
+  '    docker run -d -p 5672:5672 rabbitmq:3), or',
+  '  - point AMQP_URL at a broker you may use for tests (amqp://user:pass@host:5672/vhost).',
+].join('\n');
+
+/** Finds or starts the broker for the integration suites; returns its URL and a stop function. */
+async function ensureBroker(forcePrivate) {
+  if (forcePrivate) {
+    if (!rabbitInstalled()) {
+      console.error(
+        `--private-broker: ${RABBITMQ_BIN_DIR}/rabbitmq-server is missing.\n\n${HOW_TO_GET_A_BROKER}`,
+      );
+      process.exit(1);
+    }
+  } else if (process.env.AMQP_URL) {
+    console.log(`== broker: AMQP_URL from the environment`);
+    return { url: process.env.AMQP_URL, stop: async () => undefined };
+  } else if (await amqpAnswers(5672)) {
+    console.log(`== broker: the one answering on 127.0.0.1:5672 (${DEFAULT_URL})`);
+    return { url: DEFAULT_URL, stop: async () => undefined };
+  } else if (!rabbitInstalled()) {
+    console.error(
+      `No AMQP broker answers on 127.0.0.1:5672, AMQP_URL is not set, and rabbitmq-server`,
+    );
+    console.error(`is not installed (${RABBITMQ_BIN_DIR}/rabbitmq-server is missing).\n`);
+    console.error(HOW_TO_GET_A_BROKER);
+    process.exit(1);
+  }
+  const { tsImport } = await import('tsx/esm/api');
+  const { startPrivateBroker } = await tsImport('../src/testing/index.ts', import.meta.url);
+  const broker = await startPrivateBroker();
+  console.log(
+    `== broker: ${forcePrivate ? '--private-broker given' : 'none on 127.0.0.1:5672 and AMQP_URL is not set'}, ` +
+      `so started a private RabbitMQ node at ${broker.url} in ${broker.startupMs} ms; ` +
+      `it is stopped when the tests end`,
+  );
+  return { url: broker.url, stop: () => broker.close() };
+}
+
+async function main() {
+  const started = Date.now();
+  const { only, files: explicitFiles, build, privateBroker } = parseArgs(process.argv.slice(2));
+  const suites = only.size > 0 ? SUITES.filter((suite) => only.has(suite)) : SUITES;
+  const files = explicitFiles.length > 0 ? explicitFiles : findTestFiles(suites);
+  if (files.length === 0) usage('no test files found');
+  const suitesInUse = new Set(
+    files.map((file) => path.relative(root, path.resolve(root, file)).split(path.sep)[1]),
+  );
+
+  if (build) {
+    console.log('== build: npx tsup (the CLI tests run dist/cli.js)');
+    const code = await run(process.platform === 'win32' ? 'npx.cmd' : 'npx', ['tsup', '--silent']);
+    if (code !== 0) {
+      console.error('scripts/test.mjs: the build failed');
+      process.exit(code);
+    }
+  }
+
+  const privateBrokerSuites = [...suitesInUse].filter((suite) => PRIVATE_BROKER_SUITES.has(suite));
+  if (privateBrokerSuites.length > 0 && !rabbitInstalled()) {
+    console.error(
+      `warning: the ${privateBrokerSuites.join(' and ')} suites start private RabbitMQ nodes, but ` +
+        `${RABBITMQ_BIN_DIR}/rabbitmq-server is missing: they will fail.\n${HOW_TO_GET_A_BROKER}`,
+    );
+  }
+
+  const explicitUnknown =
+    explicitFiles.length > 0 && [...suitesInUse].some((suite) => !SUITES.includes(suite));
+  const needsBroker = explicitUnknown || [...suitesInUse].some((suite) => BROKER_SUITES.has(suite));
+  const broker =
+    needsBroker || privateBroker
+      ? await ensureBroker(privateBroker)
+      : { url: process.env.AMQP_URL, stop: async () => undefined };
+
+  let stopping = false;
+  const stopBroker = async () => {
+    if (stopping) return;
+    stopping = true;
+    await broker
+      .stop()
+      .catch((error) => console.error(`scripts/test.mjs: stopping the broker failed: ${error}`));
+  };
+  // Ctrl-C reaches the test runner too; wait for it, then stop the broker we started.
+  for (const signal of ['SIGINT', 'SIGTERM']) {
+    process.on(signal, () => {
+      void stopBroker().then(() => process.exit(130));
+    });
+  }
+
+  const concurrency = Math.max(1, Math.min(2, os.availableParallelism?.() ?? os.cpus().length));
+  const args = [
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    `--test-timeout=${TEST_TIMEOUT_MS}`,
+  ];
+  // CI reads the TAP summary (`# pass N`); a terminal gets node's default (spec) output.
+  if (process.env.CI || !process.stdout.isTTY) args.push('--test-reporter=tap');
+  args.push(...files);
+  const env = { ...process.env };
+  if (broker.url) env.AMQP_URL = broker.url;
+  console.log(
+    `== tests: ${files.length} files (${[...suitesInUse].join(', ')}), concurrency ${concurrency}, ` +
+      `timeout ${TEST_TIMEOUT_MS / 1000} s per test; setup took ${Date.now() - started} ms`,
+  );
+  const code = await run(process.execPath, args, { env });
+  await stopBroker();
+  process.exit(code);
+}
+
+main().catch((error) => {
+  console.error('scripts/test.mjs:', error);
+  process.exit(1);
+});
