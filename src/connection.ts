@@ -21,7 +21,12 @@ import {
   type ServiceRef,
 } from './contract/service-client.js';
 import { planServiceServer, type ServiceServeOptions } from './contract/service-server.js';
-import type { AnyService, ServiceClient, ServiceImplementation } from './contract/types.js';
+import type {
+  AnyService,
+  NoExtraMethods,
+  ServiceClient,
+  ServiceImplementation,
+} from './contract/types.js';
 
 /** `'connected'`, `'blocked'` (the broker paused publishers: a resource alarm), or `'closed'`. */
 export type ConnectionState = 'connected' | 'blocked' | 'closed';
@@ -153,6 +158,18 @@ export class RpcConnection implements AsyncDisposable {
   }
 
   /**
+   * Serves a service contract (see docs/contracts.md) on its queue with one handler per
+   * method; the method name comes in the AMQP `type` property. Input is validated before
+   * the handler runs (INVALID_ARGUMENT); an unknown method gets UNIMPLEMENTED.
+   */
+  // First: TypeScript types an inline implementation against the first overload it tries.
+  // `const TImpl` keeps literal return types ('ok', { status: 'ok' }) from widening to string.
+  serve<S extends AnyService, const TImpl extends ServiceImplementation<NoInfer<S>>>(
+    service: S,
+    implementation: TImpl & NoExtraMethods<TImpl, NoInfer<S>>,
+    options?: ServiceServeOptions,
+  ): Promise<RpcServer>;
+  /**
    * Serves requests on `queue` (declared unless `declare: false`) with `handler`, running
    * up to `prefetch` requests at once. Resolves once the server consumes.
    */
@@ -160,16 +177,6 @@ export class RpcConnection implements AsyncDisposable {
     queue: string,
     handler: Handler<TRequest, TReply>,
     options?: ServeOptions,
-  ): Promise<RpcServer>;
-  /**
-   * Serves a service contract (see docs/contracts.md) on its queue with one handler per
-   * method; the method name comes in the AMQP `type` property. Input is validated before
-   * the handler runs (INVALID_ARGUMENT); an unknown method gets UNIMPLEMENTED.
-   */
-  serve<S extends AnyService>(
-    service: S,
-    implementation: ServiceImplementation<NoInfer<S>>,
-    options?: ServiceServeOptions,
   ): Promise<RpcServer>;
   async serve<TRequest = unknown, TReply = unknown>(
     queue: string | AnyService,

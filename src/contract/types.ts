@@ -173,3 +173,8 @@ export interface ValidationIssue {
   /** Keys from the root of the value to the problem; empty for the value itself. */
   readonly path: readonly (string | number)[];
 }
+
+/** Maps every key of `TImpl` that is not a method of `S` to `never`, so extra methods fail to compile. */
+export type NoExtraMethods<TImpl, S extends AnyService> = {
+  readonly [K in Exclude<keyof TImpl, MethodName<S>>]: never;
+};

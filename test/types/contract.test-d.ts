@@ -194,3 +194,27 @@ isServiceError(caught, shopValue, 'nope');
 export const m = method<{ a: 1 }, 'b'>();
 expectTypeOf<InferInput<typeof m.input>>().toEqualTypeOf<{ a: 1 }>();
 expectTypeOf<InferOutput<typeof m.output>>().toEqualTypeOf<'b'>();
+
+// ---- inline implementations keep literal outputs ------------------------------------------
+const lit = defineService('lit', {
+  ping: method<undefined, 'pong'>(),
+  status: method<{ id: string }, { st: 'ok' | 'down' }>(),
+});
+void rpc.serve(lit, {
+  ping: () => 'pong',
+  status: async ({ id }, ctx) => {
+    expectTypeOf(id).toEqualTypeOf<string>();
+    expectTypeOf(ctx.method).toEqualTypeOf<'status'>();
+    await Promise.resolve();
+    return { st: 'ok' };
+  },
+});
+// An async handler returning a bare literal needs `as const` (a TypeScript limitation).
+void rpc.serve(lit, {
+  ping: async () => Promise.resolve('pong' as const),
+  status: () => ({ st: 'down' }),
+});
+// @ts-expect-error: not one of the declared literals
+void rpc.serve(lit, { ping: () => 'pong', status: () => ({ st: 'up' }) });
+// @ts-expect-error: a method the contract does not have
+void rpc.serve(lit, { ping: () => 'pong', status: () => ({ st: 'ok' }), extra: () => 1 });
