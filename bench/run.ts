@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import {
   DEFAULT_URL,
+  DEFAULT_IMPLS,
   IMPLS,
   intFlag,
   isImpl,
@@ -23,6 +24,7 @@ import {
 } from './lib/common.js';
 import {
   RESULTS_DIR,
+  rpcSource,
   Worker,
   bundleWorker,
   deleteQueues,
@@ -40,11 +42,14 @@ const HELP = `npm run bench -- [flags]
   --quick              1 repetition with fewer calls (under a minute)
   --reps N             repetitions (default 3; --quick: 1)
   --cases a,b          cases to run: seq, c16, c256, pl64k (default: all)
-  --impls a,b          implementations: ${IMPLS.join(', ')} (default: all)
+  --impls a,b          implementations: ${IMPLS.join(', ')}
+                       (default: all but raw-plain, the raw loop without write batching)
   --n N                measured calls per case (default: per case; warm-up is N/10)
   --prefetch N         server prefetch (default 100)
+  --frame-max N        frameMax that rabbit-rpc connects with (default: the library's, 131072)
   --retries N          reruns of a case disturbed by other CPU load (default 1)
   --quiet-wait S       wait up to S seconds for the machine to go quiet before a case (default 5; --quick: 2)
+  --rpc-rev REV        measure src/ of a git revision (e.g. HEAD) instead of the working tree
   --rpc-src DIR        measure the rabbit-rpc source in DIR instead of ./src
   --url URL            broker (default: AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
   --out FILE           JSON results file (default bench/results/<timestamp>.json)
@@ -100,6 +105,8 @@ interface RunRecord {
   brokerUsPerCall: number;
   /** calls/s divided by raw's calls/s in the same repetition and case. */
   ratioToRaw?: number;
+  /** The ratio compares with a raw run, or is itself a run, that other load disturbed. */
+  ratioDisturbed?: boolean;
   at: string;
 }
 
@@ -107,6 +114,8 @@ interface SummaryRow {
   case: string;
   impl: ImplName;
   runs: number;
+  /** Runs still disturbed by other load after their retries (left out of the medians). */
+  disturbedRuns: number;
   calls: number;
   bad: number;
   callsPerSec: number;
@@ -123,8 +132,13 @@ interface SummaryRow {
   otherCpuShare: number;
 }
 
-function listFlag<T extends string>(raw: string | undefined, all: readonly T[], what: string): T[] {
-  if (raw === undefined) return [...all];
+function listFlag<T extends string>(
+  raw: string | undefined,
+  all: readonly T[],
+  what: string,
+  fallback: readonly T[] = all,
+): T[] {
+  if (raw === undefined) return [...fallback];
   const picked = raw
     .split(',')
     .map((s) => s.trim())
@@ -161,13 +175,15 @@ async function main(): Promise<void> {
     CASES.map((c) => c.name),
     'case',
   );
-  const impls = listFlag(flags.get('impls'), IMPLS, 'implementation').filter(isImpl);
+  const impls = listFlag(flags.get('impls'), IMPLS, 'implementation', DEFAULT_IMPLS).filter(isImpl);
   const nOverride = intFlag(flags, 'n', 0);
   const prefetch = intFlag(flags, 'prefetch', 100);
+  const frameMax = flags.has('frame-max') ? intFlag(flags, 'frame-max', 0) : undefined;
   const retries = intFlag(flags, 'retries', 1);
   const quietWaitS = intFlag(flags, 'quiet-wait', quick ? 2 : 5);
   const url = flags.get('url') ?? DEFAULT_URL;
-  const rpcSrc = flags.get('rpc-src');
+  const rpc = rpcSource(flags);
+  process.on('exit', rpc.remove);
   const startedAt = new Date();
   const stamp = startedAt
     .toISOString()
@@ -186,7 +202,7 @@ async function main(): Promise<void> {
   };
   guardChildren(cleanAll);
   const brokerVersion = await deleteQueues(url, impls.flatMap(queues));
-  const bundle = await bundleWorker(rpcSrc);
+  const bundle = await bundleWorker(rpc.src);
   process.on('exit', bundle.remove);
 
   const total = reps * cases.length * impls.length;
@@ -194,7 +210,7 @@ async function main(): Promise<void> {
     `rabbit-rpc benchmark: ${reps} repetition(s) × ${cases.length} case(s) × ${impls.length} implementation(s) = ${total} runs`,
   );
   console.log(
-    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}; rabbit-rpc from ${rpcSrc ?? 'src/'} (bundled)`,
+    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}; rabbit-rpc: ${rpc.label} (bundled)`,
   );
   console.log(
     `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}\n`,
@@ -221,6 +237,7 @@ async function main(): Promise<void> {
             brokerPid,
             bundle: bundle.path,
             quietWaitS,
+            frameMax,
           });
           if (!record.disturbed || attempt === retries) break;
           console.log(
@@ -255,7 +272,16 @@ async function main(): Promise<void> {
         startedAt: startedAt.toISOString(),
         finishedAt: finishedAt.toISOString(),
         command: `npm run bench -- ${argv.join(' ')}`.trim(),
-        settings: { reps, cases, impls, prefetch, retries, quietWaitS, rpcSrc: rpcSrc ?? 'src/' },
+        settings: {
+          reps,
+          cases,
+          impls,
+          prefetch,
+          frameMax,
+          retries,
+          quietWaitS,
+          rabbitRpc: rpc.label,
+        },
         machine: {
           cpus: cpus().length,
           cpuModel: cpus()[0]?.model,
@@ -289,8 +315,10 @@ function otherShare(r: RunRecord): number {
 }
 
 function setRatio(r: RunRecord, raw: RunRecord): void {
-  if (r.client && raw.client && raw.client.callsPerSec > 0)
+  if (r.client && raw.client && raw.client.callsPerSec > 0) {
     r.ratioToRaw = round(r.client.callsPerSec / raw.client.callsPerSec, 3);
+    r.ratioDisturbed = r.disturbed || raw.disturbed;
+  }
 }
 
 function badCalls(r: RunRecord): number {
@@ -322,6 +350,7 @@ interface CaseArgs {
   brokerPid: number | undefined;
   bundle: string;
   quietWaitS: number;
+  frameMax: number | undefined;
 }
 
 async function runCase({
@@ -334,6 +363,7 @@ async function runCase({
   brokerPid,
   bundle,
   quietWaitS,
+  frameMax,
 }: CaseArgs): Promise<RunRecord> {
   const queue = `bench.rpc.${impl}`;
   const params: WorkerParams = {
@@ -348,6 +378,7 @@ async function runCase({
     prefetch,
     timeoutS: 120,
   };
+  if (frameMax !== undefined) params.frameMax = frameMax;
   const record: RunRecord = {
     rep,
     case: c.name,
@@ -430,23 +461,27 @@ function summarize(
   const rows: SummaryRow[] = [];
   for (const c of cases) {
     for (const impl of impls) {
-      const mine = kept.filter((r) => r.case === c.name && r.impl === impl);
-      if (mine.length === 0) continue;
+      const all = kept.filter((r) => r.case === c.name && r.impl === impl);
+      if (all.length === 0) continue;
+      // Runs still disturbed after their retries count only when no clean run exists.
+      const clean = all.filter((r) => !r.disturbed);
+      const mine = clean.length > 0 ? clean : all;
+      const ratios = all.filter((r) => r.ratioToRaw !== undefined);
+      const cleanRatios = ratios.filter((r) => r.ratioDisturbed !== true);
+      const usedRatios = cleanRatios.length > 0 ? cleanRatios : ratios;
       const ok = mine.flatMap((r) => (r.client ? [r.client] : []));
       const cps = ok.map((r) => r.callsPerSec);
       rows.push({
         case: c.name,
         impl,
-        runs: mine.length,
-        calls: mine.reduce((sum, r) => sum + r.n, 0),
-        bad: mine.reduce((sum, r) => sum + badCalls(r), 0),
+        runs: all.length,
+        disturbedRuns: all.length - clean.length,
+        calls: all.reduce((sum, r) => sum + r.n, 0),
+        bad: all.reduce((sum, r) => sum + badCalls(r), 0),
         callsPerSec: round(median(cps), 0),
         callsPerSecMin: round(Math.min(...cps), 0),
         callsPerSecMax: round(Math.max(...cps), 0),
-        ratioToRaw: round(
-          median(mine.flatMap((r) => (r.ratioToRaw === undefined ? [] : [r.ratioToRaw]))),
-          3,
-        ),
+        ratioToRaw: round(median(usedRatios.map((r) => r.ratioToRaw ?? NaN)), 3),
         p50Ms: median(ok.map((r) => r.p50Ms)),
         p99Ms: median(ok.map((r) => r.p99Ms)),
         p999Ms: median(ok.map((r) => r.p999Ms)),
@@ -469,7 +504,7 @@ function renderTables(
 ): string {
   const out: string[] = [];
   out.push(
-    `Medians over ${reps} repetition(s); ×raw = median of per-repetition ratios to raw in the same case.\n`,
+    `Medians over ${reps} repetition(s), leaving out runs disturbed by other load when clean ones exist; ×raw = median of per-repetition ratios to raw in the same case.\n`,
   );
   out.push(
     `| implementation | ${cases.map((c) => c.title).join(' | ')} | client peak RSS MB (c=256) |`,
@@ -488,14 +523,14 @@ function renderTables(
       `\n${c.title}: c=${c.conc}, n=${c.n}${c.payload ? `, request ≈ ${c.payload} B` : ''}\n`,
     );
     out.push(
-      '| implementation | calls/s median (min–max) | ×raw | p50 / p99 / p99.9 ms | CPU µs/call client / server / broker | client peak RSS MB | other CPU | bad calls |',
+      '| implementation | calls/s median (min–max) | ×raw | p50 / p99 / p99.9 ms | CPU µs/call client / server / broker | client peak RSS MB | other CPU | disturbed runs | bad calls |',
     );
-    out.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
     for (const row of rows.filter((r) => r.case === c.name)) {
       out.push(
         `| ${row.impl} | ${fmtInt(row.callsPerSec)} (${fmtInt(row.callsPerSecMin)}–${fmtInt(row.callsPerSecMax)}) | ${Number.isFinite(row.ratioToRaw) ? row.ratioToRaw.toFixed(2) : '–'} | ` +
           `${fmtMs(row.p50Ms)} / ${fmtMs(row.p99Ms)} / ${fmtMs(row.p999Ms)} | ` +
-          `${fmtInt(row.clientUsPerCall)} / ${fmtInt(row.serverUsPerCall)} / ${fmtInt(row.brokerUsPerCall)} | ${row.clientMaxRssMb} | ${fmtPct(row.otherCpuShare)} | ${row.bad} of ${row.calls} |`,
+          `${fmtInt(row.clientUsPerCall)} / ${fmtInt(row.serverUsPerCall)} / ${fmtInt(row.brokerUsPerCall)} | ${row.clientMaxRssMb} | ${fmtPct(row.otherCpuShare)} | ${row.disturbedRuns} of ${row.runs} | ${row.bad} of ${row.calls} |`,
       );
     }
   }

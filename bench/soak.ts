@@ -25,6 +25,7 @@ import {
   deleteQueues,
   guardChildren,
   killAllChildren,
+  rpcSource,
 } from './lib/system.js';
 
 const HELP = `npm run bench -- --soak [flags]     (or: node --import tsx bench/soak.ts [flags])
@@ -36,6 +37,8 @@ const HELP = `npm run bench -- --soak [flags]     (or: node --import tsx bench/s
   --drop-timeout-ms N  timeout of those calls (default 200)
   --prefetch N         server prefetch (default 100)
   --samples N          heap samples over the run (default 20)
+  --frame-max N        frameMax given to connect() (default: the library's, 131072)
+  --rpc-rev REV        measure src/ of a git revision (e.g. HEAD) instead of the working tree
   --rpc-src DIR        use the rabbit-rpc source in DIR instead of ./src
   --url URL            broker (default: AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
   --out FILE           JSON results file (default bench/results/soak-<timestamp>.json)`;
@@ -51,9 +54,11 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
   const dropEvery = intFlag(flags, 'drop-every', 10);
   const dropTimeoutMs = intFlag(flags, 'drop-timeout-ms', 200);
   const prefetch = intFlag(flags, 'prefetch', 100);
+  const frameMax = flags.has('frame-max') ? intFlag(flags, 'frame-max', 0) : undefined;
   const sampleEvery = Math.max(1, Math.floor(n / Math.max(1, intFlag(flags, 'samples', 20))));
   const url = flags.get('url') ?? DEFAULT_URL;
-  const rpcSrc = flags.get('rpc-src');
+  const rpc = rpcSource(flags);
+  process.on('exit', rpc.remove);
   const startedAt = new Date();
   const stamp = startedAt
     .toISOString()
@@ -69,7 +74,7 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
     ),
   );
   await deleteQueues(url, [queue]);
-  const bundle = await bundleWorker(rpcSrc);
+  const bundle = await bundleWorker(rpc.src);
   process.on('exit', bundle.remove);
   const params: WorkerParams = {
     role: 'soak-server',
@@ -86,9 +91,10 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
     dropTimeoutMs,
     sampleEvery,
   };
+  if (frameMax !== undefined) params.frameMax = frameMax;
   console.log(
     `soak: ${n.toLocaleString('en-US')} calls, ${conc.toLocaleString('en-US')} in flight on one client, ` +
-      `every ${dropEvery}th call unanswered until its ${dropTimeoutMs} ms timeout; server prefetch ${prefetch}; rabbit-rpc from ${rpcSrc ?? 'src/'}\n`,
+      `every ${dropEvery}th call unanswered until its ${dropTimeoutMs} ms timeout; server prefetch ${prefetch}; rabbit-rpc: ${rpc.label}\n`,
   );
   const server = new Worker(bundle.path, params);
   let client: Worker | undefined;
@@ -101,7 +107,7 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
     await server.expect('ready');
     client = new Worker(bundle.path, { ...params, role: 'soak-client' }, ['--expose-gc']);
     console.log(
-      '      calls done | ok        | timed out | errors | pending | heap used MB | RSS MB | s',
+      '      calls done | ok        | timed out | errors | pending | heap used MB | ArrayBuffers MB | RSS MB | s',
     );
     for (;;) {
       const message = await client.next();
@@ -111,7 +117,7 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
         const s = message.sample;
         console.log(
           `${s.done.toLocaleString('en-US').padStart(16)} | ${String(s.ok).padEnd(9)} | ${String(s.timedOut).padEnd(9)} | ` +
-            `${String(s.errors).padEnd(6)} | ${String(s.pending).padEnd(7)} | ${String(s.heapUsedMb).padEnd(12)} | ${String(s.rssMb).padEnd(6)} | ${s.elapsedS}`,
+            `${String(s.errors).padEnd(6)} | ${String(s.pending).padEnd(7)} | ${String(s.heapUsedMb).padEnd(12)} | ${String(s.arrayBuffersMb).padEnd(15)} | ${String(s.rssMb).padEnd(6)} | ${s.elapsedS}`,
         );
       }
       if (message.type === 'soak-result') {
@@ -127,8 +133,9 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
   }
 
   const samples = result.samples;
-  // Compare the heap once the loop is fully running (after 10% of the calls) with the end.
-  const steady = samples.filter((s) => s.done >= n / 10);
+  // The steady part: from 20% of the calls (past the start-up burst) until the last `conc`
+  // calls, where the number in flight starts to drain.
+  const steady = samples.filter((s) => s.done >= n / 5 && s.done <= n - conc);
   const heaps = steady.map((s) => s.heapUsedMb);
   const first = steady[0];
   const last = steady[steady.length - 1];
@@ -143,8 +150,11 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
     callsPerSec: round(result.calls / result.wallS, 0),
     unmatchedLateReplies: result.unmatchedReplies,
     pendingAtEnd: result.pendingAtEnd,
-    heapAfter10PercentMb: first?.heapUsedMb,
-    heapAtEndMb: last?.heapUsedMb,
+    steadyFrom: first?.done,
+    steadyTo: last?.done,
+    heapSteadyFirstMb: first?.heapUsedMb,
+    heapSteadyLastMb: last?.heapUsedMb,
+    heapAtEndMb: samples[samples.length - 1]?.heapUsedMb,
     heapMinMb: Math.min(...heaps),
     heapMaxMb: Math.max(...heaps),
     clientPeakRssMb: result.maxRssMb,
@@ -157,8 +167,9 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
       (result.firstError ? ` (first: ${result.firstError})` : ''),
   );
   console.log(
-    `heap used after a full GC, from 10% of the calls to the end: ${String(first?.heapUsedMb)} → ${String(last?.heapUsedMb)} MB ` +
-      `(min ${summary.heapMinMb}, max ${summary.heapMaxMb}); client peak RSS ${result.maxRssMb} MB; ` +
+    `heap used after a full GC, steady part (${String(first?.done)} to ${String(last?.done)} calls done): ` +
+      `${String(first?.heapUsedMb)} → ${String(last?.heapUsedMb)} MB (min ${summary.heapMinMb}, max ${summary.heapMaxMb}); ` +
+      `after the last call: ${String(summary.heapAtEndMb)} MB; client peak RSS ${result.maxRssMb} MB; ` +
       `pending at the end ${result.pendingAtEnd}; late replies dropped ${result.unmatchedReplies}`,
   );
   if (serverStats) {
@@ -170,7 +181,7 @@ export async function runSoak(argv: readonly string[]): Promise<void> {
   mkdirSync(resolve(out, '..'), { recursive: true });
   writeFileSync(
     out,
-    `${JSON.stringify({ startedAt: startedAt.toISOString(), command: `npm run bench -- --soak ${argv.join(' ')}`.trim(), settings: { n, conc, dropEvery, dropTimeoutMs, prefetch, sampleEvery, rpcSrc: rpcSrc ?? 'src/' }, summary, samples }, null, 2)}\n`,
+    `${JSON.stringify({ startedAt: startedAt.toISOString(), command: `npm run bench -- --soak ${argv.join(' ')}`.trim(), settings: { n, conc, dropEvery, dropTimeoutMs, prefetch, sampleEvery, frameMax, rabbitRpc: rpc.label }, summary, samples }, null, 2)}\n`,
   );
   console.log(`\nResults: ${out}`);
   if (result.otherErrors + result.mismatches > 0) process.exitCode = 1;

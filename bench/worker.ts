@@ -30,6 +30,7 @@ interface ImplModule {
 
 const MODULES: Record<WorkerParams['impl'], ImplModule> = {
   raw,
+  'raw-plain': raw,
   'amqplib-tutorial': amqplibTutorial,
   'rabbit-rpc': rabbitRpc,
   'rabbit-rpc-direct': rabbitRpc,

@@ -4,7 +4,7 @@
  * bench/run.ts bundles it with the worker before a run, so the numbers are for the working
  * tree as it is (or for another source tree given with --rpc-src).
  */
-import { connect, type ReplyMode } from '../../src/index.js';
+import { connect, type ConnectOptions, type ReplyMode } from '../../src/index.js';
 import {
   closedLoop,
   handle,
@@ -17,14 +17,21 @@ import {
 const replyModeOf = (p: WorkerParams): ReplyMode =>
   p.impl === 'rabbit-rpc-direct' ? 'direct' : 'queue';
 
+/** The options every rabbit-rpc worker connects with. */
+export function connectOptions(p: WorkerParams): ConnectOptions {
+  const options: ConnectOptions = { url: p.url, replyMode: replyModeOf(p) };
+  if (p.frameMax !== undefined) options.frameMax = p.frameMax;
+  return options;
+}
+
 export async function startServer(p: WorkerParams): Promise<BenchServer> {
-  const rpc = await connect({ url: p.url, replyMode: replyModeOf(p) });
+  const rpc = await connect(connectOptions(p));
   await rpc.serve(p.queue, (request) => handle(request), { prefetch: p.prefetch });
   return { close: () => rpc.close() };
 }
 
 export async function openClient(p: WorkerParams): Promise<BenchClient> {
-  const rpc = await connect({ url: p.url, replyMode: replyModeOf(p) });
+  const rpc = await connect(connectOptions(p));
   const call = (request: unknown): Promise<unknown> => rpc.call(p.queue, request);
   const make = requestMaker(p.payload);
   return {

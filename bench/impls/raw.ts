@@ -5,6 +5,8 @@
  * (noAck on both consumers), one fixed reply queue declared up front. The server does the
  * same JSON work as every other server and the client still checks every reply.
  * Client library: @cloudamqp/amqp-client with frameMax 131072 and TCP_NODELAY, as rabbit-rpc.
+ * Like rabbit-rpc, it coalesces the frames written in one tick into one socket write
+ * (cork, uncork on the next tick); `raw-plain` is the same loop with one write per publish.
  */
 import { performance } from 'node:perf_hooks';
 import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
@@ -16,6 +18,14 @@ import {
   type PhaseCounts,
   type WorkerParams,
 } from '../lib/common.js';
+
+/** Corks the socket until the next tick, so this tick's publishes go out in one write. */
+function batchThisTick(client: AMQPClient, enabled: boolean): void {
+  const socket = client.socket;
+  if (!enabled || !socket || socket.writableCorked > 0) return;
+  socket.cork();
+  process.nextTick(() => socket.uncork());
+}
 
 export const replyQueueOf = (queue: string): string => `${queue}.reply`;
 
@@ -34,7 +44,9 @@ export async function startServer(p: WorkerParams): Promise<BenchServer> {
   await channel.queueDeclare(p.queue, { durable: false, autoDelete: false, exclusive: false });
   const replyQueue = replyQueueOf(p.queue);
   await channel.queueDeclare(replyQueue, { durable: false, autoDelete: false, exclusive: false });
+  const batch = p.impl === 'raw';
   await channel.basicConsume(p.queue, { noAck: true }, (message) => {
+    batchThisTick(client, batch);
     const reply = JSON.stringify(handle(JSON.parse(message.bodyToString() ?? 'null')));
     channel.basicPublish('', replyQueue, reply).catch(() => undefined);
   });
@@ -57,7 +69,9 @@ export async function openClient(p: WorkerParams): Promise<BenchClient> {
   let counts: PhaseCounts | undefined;
   let done: (() => void) | undefined;
 
+  const batch = p.impl === 'raw';
   const send = (): void => {
+    batchThisTick(client, batch);
     const k = sent++;
     started[k] = performance.now();
     channel.basicPublish('', p.queue, JSON.stringify(make(base + k))).catch(() => undefined);

@@ -7,6 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { connect, RpcError } from '../../src/index.js';
+import { connectOptions } from './rabbit-rpc.js';
 import {
   handle,
   isReplyTo,
@@ -26,15 +27,19 @@ interface SoakRequest {
   drop?: true;
 }
 
-function heap(): { heapUsedMb: number; rssMb: number } {
+function heap(): { heapUsedMb: number; arrayBuffersMb: number; rssMb: number } {
   const gc = (globalThis as { gc?: () => void }).gc;
   gc?.();
   const usage = process.memoryUsage();
-  return { heapUsedMb: mb(usage.heapUsed), rssMb: mb(usage.rss) };
+  return {
+    heapUsedMb: mb(usage.heapUsed),
+    arrayBuffersMb: mb(usage.arrayBuffers),
+    rssMb: mb(usage.rss),
+  };
 }
 
 export async function runSoakServer(p: WorkerParams, report: Report): Promise<BenchServer> {
-  const rpc = await connect({ url: p.url });
+  const rpc = await connect(connectOptions(p));
   let handled = 0;
   let dropped = 0;
   await rpc.serve(
@@ -80,7 +85,7 @@ export async function runSoakServer(p: WorkerParams, report: Report): Promise<Be
 
 /** Runs the soak; resolves with a function that closes the client. */
 export async function runSoakClient(p: WorkerParams, report: Report): Promise<() => Promise<void>> {
-  const rpc = await connect({ url: p.url });
+  const rpc = await connect(connectOptions(p));
   const dropEvery = p.dropEvery ?? 10;
   const dropTimeoutMs = p.dropTimeoutMs ?? 200;
   const sampleEvery = p.sampleEvery ?? Math.max(1, Math.floor(p.n / 20));

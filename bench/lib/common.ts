@@ -6,8 +6,21 @@
 import { performance } from 'node:perf_hooks';
 
 /** The implementations the benchmark knows. */
-export const IMPLS = ['raw', 'amqplib-tutorial', 'rabbit-rpc', 'rabbit-rpc-direct'] as const;
+export const IMPLS = [
+  'raw',
+  'amqplib-tutorial',
+  'rabbit-rpc',
+  'rabbit-rpc-direct',
+  'raw-plain',
+] as const;
 export type ImplName = (typeof IMPLS)[number];
+/** What `npm run bench` runs without --impls. */
+export const DEFAULT_IMPLS: readonly ImplName[] = [
+  'raw',
+  'amqplib-tutorial',
+  'rabbit-rpc',
+  'rabbit-rpc-direct',
+];
 
 export function isImpl(name: string): name is ImplName {
   return (IMPLS as readonly string[]).includes(name);
@@ -30,6 +43,8 @@ export interface WorkerParams {
   prefetch: number;
   /** The client gives up (and reports missing replies) after this many seconds. */
   timeoutS: number;
+  /** rabbit-rpc only: `frameMax` given to `connect()` (default: the library's). */
+  frameMax?: number;
   /** Soak only: every `dropEvery`-th call is left unanswered until its deadline. */
   dropEvery?: number;
   /** Soak only: timeout of the calls the server leaves unanswered. */
@@ -71,6 +86,8 @@ export interface HeapSample {
   errors: number;
   pending: number;
   heapUsedMb: number;
+  /** Memory of ArrayBuffers and Buffers (outside the V8 heap), MB. */
+  arrayBuffersMb: number;
   rssMb: number;
   elapsedS: number;
 }

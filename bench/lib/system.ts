@@ -4,7 +4,8 @@
  * worker bundle, and child processes that never outlive the benchmark.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
@@ -105,6 +106,63 @@ export async function deleteQueues(url: string, names: readonly string[]): Promi
   } finally {
     await connection.close();
   }
+}
+
+const PROJECT_DIR = resolve(BENCH_DIR, '..');
+
+/** Exports src/ of a git revision into a temporary directory; returns that src/ and a clean-up. */
+export function exportRevision(rev: string): { src: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'rabbit-rpc-bench-'));
+  const tar = execFileSync('git', ['-C', PROJECT_DIR, 'archive', '--format=tar', rev, 'src'], {
+    maxBuffer: 256 * 1024 * 1024,
+  });
+  execFileSync('tar', ['-x', '-C', dir], { input: tar });
+  return { src: join(dir, 'src'), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** The commit checked out and whether src/ differs from it (what "src/" means in a result). */
+export function gitState(): { commit: string; srcDirty: boolean } | undefined {
+  try {
+    const commit = execFileSync('git', ['-C', PROJECT_DIR, 'rev-parse', 'HEAD']).toString().trim();
+    const status = execFileSync('git', [
+      '-C',
+      PROJECT_DIR,
+      'status',
+      '--porcelain',
+      '--',
+      'src',
+    ]).toString();
+    return { commit, srcDirty: status.trim().length > 0 };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Which rabbit-rpc source a run measures: `--rpc-rev REV` (src/ of that git revision),
+ * `--rpc-src DIR`, or the working tree's src/ (the default). `label` says which, for the
+ * output and the JSON.
+ */
+export function rpcSource(flags: Map<string, string>): {
+  src: string | undefined;
+  label: string;
+  remove: () => void;
+} {
+  const rev = flags.get('rpc-rev');
+  if (rev !== undefined) {
+    const commit = execFileSync('git', ['-C', PROJECT_DIR, 'rev-parse', '--short', rev])
+      .toString()
+      .trim();
+    const exported = exportRevision(rev);
+    return { src: exported.src, label: `src/ of git ${rev} (${commit})`, remove: exported.remove };
+  }
+  const dir = flags.get('rpc-src');
+  if (dir !== undefined) return { src: dir, label: resolve(dir), remove: () => undefined };
+  const git = gitState();
+  const where = git
+    ? ` at ${git.commit.slice(0, 7)}${git.srcDirty ? ' with uncommitted changes' : ''}`
+    : '';
+  return { src: undefined, label: `src/ of the working tree${where}`, remove: () => undefined };
 }
 
 type EsbuildPlugin = NonNullable<TsupOptions['esbuildPlugins']>[number];
