@@ -1,4 +1,4 @@
-import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
+import { AMQPClient, type AMQPBaseClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
 import { RpcError, type RpcErrorCode } from './errors.js';
 import { messageOf } from './codec.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
@@ -107,8 +107,8 @@ export function forceClose(client: AMQPClient): void {
  * Coalesces every frame written in this tick (a reply and its ack, a burst of requests)
  * into one socket write: fewer syscalls and TCP segments for the same bytes.
  */
-export function batchWritesThisTick(client: AMQPClient): void {
-  const socket = client.socket;
+export function batchWritesThisTick(connection: AMQPBaseClient): void {
+  const socket = connection instanceof AMQPClient ? connection.socket : undefined;
   if (!socket || socket.writableCorked > 0) return;
   socket.cork();
   process.nextTick(uncork, socket);

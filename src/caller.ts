@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import type { AMQPChannel, AMQPClient, AMQPMessage, AMQPProperties } from '@cloudamqp/amqp-client';
+import type { AMQPChannel, AMQPMessage, AMQPProperties } from '@cloudamqp/amqp-client';
 import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode } from './errors.js';
-import type { FlowGate } from './flow.js';
+import type { Link, LinkParticipant } from './link.js';
 import {
   checkQueueName,
   resolveTimeoutMs,
@@ -21,13 +21,15 @@ import {
 /** One call waiting for its reply. A class, not a closure, to keep per-call cost low. */
 class PendingCall {
   timer: NodeJS.Timeout | undefined;
+  onAbort: (() => void) | undefined;
   constructor(
     readonly id: string,
     readonly queue: string,
+    readonly body: Uint8Array,
+    readonly properties: AMQPProperties,
     readonly resolve: (value: unknown) => void,
     readonly reject: (error: RpcError) => void,
     readonly signal: AbortSignal | undefined,
-    readonly onAbort: (() => void) | undefined,
   ) {}
 }
 
@@ -43,8 +45,9 @@ export interface CallerStats {
  * The calling side of a connection: one channel, one reply consumer and a map of pending
  * calls keyed by correlation id. Every way a call ends deletes its entry.
  */
-export class Caller {
+export class Caller implements LinkParticipant {
   readonly #pending = new Map<string, PendingCall>();
+  readonly #link: Link;
   readonly #options: ResolvedConnectOptions;
   /** Correlation ids are this prefix plus a counter: unique per caller, cheap to make. */
   readonly #idPrefix = `${randomBytes(6).toString('base64url')}.`;
@@ -52,15 +55,13 @@ export class Caller {
   #unmatchedReplies = 0;
   #channel: AMQPChannel | undefined;
   #replyTo = '';
-  #opening: Promise<void> | undefined;
+  #opening: Promise<AMQPChannel> | undefined;
   #closedWith: RpcError | undefined;
 
-  constructor(
-    private readonly client: AMQPClient,
-    private readonly flow: FlowGate,
-    options: ResolvedConnectOptions,
-  ) {
+  constructor(link: Link, options: ResolvedConnectOptions) {
+    this.#link = link;
     this.#options = options;
+    link.join(this);
   }
 
   get stats(): CallerStats {
@@ -74,22 +75,25 @@ export class Caller {
     options: CallOptions = {},
     method?: string,
   ): Promise<unknown> {
+    let timeoutMs: number;
+    let body: Uint8Array;
+    let properties: AMQPProperties;
     // Everything that can fail synchronously fails here, before anything is published.
     try {
       checkQueueName(queue);
-      const timeoutMs = resolveTimeoutMs(options.timeoutMs, this.#options.defaultTimeoutMs);
-      const signal = options.signal;
-      if (signal?.aborted) throw cancelled(signal);
+      timeoutMs = resolveTimeoutMs(options.timeoutMs, this.#options.defaultTimeoutMs);
+      if (options.signal?.aborted) throw cancelled(options.signal);
       if (this.#closedWith) throw this.#closedWith;
       const encoded = encodeBody(payload, 'INVALID_ARGUMENT');
-      if (encoded.body.length > this.#options.maxPayloadBytes) {
+      body = encoded.body;
+      if (body.length > this.#options.maxPayloadBytes) {
         throw new RpcError(
           'RESOURCE_EXHAUSTED',
-          `request of ${encoded.body.length} bytes exceeds maxPayloadBytes (${this.#options.maxPayloadBytes})`,
+          `request of ${body.length} bytes exceeds maxPayloadBytes (${this.#options.maxPayloadBytes})`,
         );
       }
       const deadline = Date.now() + timeoutMs;
-      const properties: AMQPProperties = {
+      properties = {
         contentType: encoded.contentType,
         expiration: String(timeoutMs),
         headers: options.headers
@@ -98,71 +102,62 @@ export class Caller {
       };
       // The method name of a service call travels in the AMQP `type` property.
       if (method !== undefined) properties.type = method;
-      if (this.#channel) return this.#start(queue, encoded.body, properties, timeoutMs, signal);
-      return this.#open().then(() =>
-        this.#start(queue, encoded.body, properties, timeoutMs, signal),
-      );
     } catch (error) {
       return Promise.reject(RpcError.from(error, 'INTERNAL'));
     }
-  }
-
-  #start(
-    queue: string,
-    body: Uint8Array,
-    properties: AMQPProperties,
-    timeoutMs: number,
-    signal: AbortSignal | undefined,
-  ): Promise<unknown> {
-    const channel = this.#channel;
-    if (!channel || this.#closedWith) {
-      return Promise.reject(
-        this.#closedWith ?? new RpcError('UNAVAILABLE', 'the reply channel is closed'),
-      );
-    }
-    // The signal may have aborted while the channel was opening.
-    if (signal?.aborted) return Promise.reject(cancelled(signal));
-    const id = this.#idPrefix + (this.#nextId++).toString(36);
-    properties.correlationId = id;
-    properties.replyTo = this.#replyTo;
     return new Promise<unknown>((resolve, reject) => {
-      const onAbort = signal ? () => this.#settle(id, cancelled(signal)) : undefined;
-      const call = new PendingCall(id, queue, resolve, reject, signal, onAbort);
+      const id = this.#idPrefix + (this.#nextId++).toString(36);
+      properties.correlationId = id;
+      // A stable id for deduplication on the server, the same on every delivery.
+      properties.messageId = id;
+      const call = new PendingCall(id, queue, body, properties, resolve, reject, options.signal);
       this.#pending.set(id, call);
+      // The deadline runs from here: waiting for a channel or a reconnect counts against it.
       call.timer = setTimeout(() => {
         this.#settle(
           id,
           new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`),
         );
       }, timeoutMs);
-      if (signal && onAbort) signal.addEventListener('abort', onAbort, { once: true });
-      if (this.flow.blocked) {
-        // The call's own timer bounds the wait.
-        this.flow.wait().then(() => {
-          if (this.#pending.has(id)) this.#publish(channel, id, queue, body, properties);
-        }, noop);
-      } else {
-        this.#publish(channel, id, queue, body, properties);
+      const signal = options.signal;
+      if (signal) {
+        call.onAbort = () => this.#settle(id, cancelled(signal));
+        signal.addEventListener('abort', call.onAbort, { once: true });
       }
+      const channel = this.#channel;
+      if (channel && !this.#link.flow.blocked) this.#publish(channel, call);
+      else this.#publishLater(call);
     });
   }
 
-  #publish(
-    channel: AMQPChannel,
-    id: string,
-    queue: string,
-    body: Uint8Array,
-    properties: AMQPProperties,
-  ): void {
-    batchWritesThisTick(this.client);
+  /** Publishes once a channel exists and the broker accepts publishes, if still pending. */
+  #publishLater(call: PendingCall): void {
+    this.#writableChannel().then(
+      (channel) => {
+        if (this.#pending.get(call.id) === call) this.#publish(channel, call);
+      },
+      (error: unknown) => this.#settle(call.id, RpcError.from(error, 'UNAVAILABLE')),
+    );
+  }
+
+  async #writableChannel(): Promise<AMQPChannel> {
+    await this.#link.flow.wait();
+    return this.#channel ?? (await this.#open());
+  }
+
+  #publish(channel: AMQPChannel, call: PendingCall): void {
+    call.properties.replyTo = this.#replyTo;
+    batchWritesThisTick(channel.connection);
     // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
-    channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
-      this.#settle(id, fromAmqpError(error, `publishing to "${queue}" failed`));
-    });
+    channel
+      .basicPublish('', call.queue, call.body, call.properties, true)
+      .catch((error: unknown) => {
+        this.#settle(call.id, fromAmqpError(error, `publishing to "${call.queue}" failed`));
+      });
   }
 
-  /** Opens the channel and the reply consumer once; concurrent first calls share it. */
-  #open(): Promise<void> {
+  /** Opens the channel and the reply consumer once; concurrent callers share it. */
+  #open(): Promise<AMQPChannel> {
     this.#opening ??= this.#openChannel().catch((error: unknown) => {
       this.#opening = undefined;
       throw fromAmqpError(error, 'opening the reply channel failed');
@@ -170,8 +165,9 @@ export class Caller {
     return this.#opening;
   }
 
-  async #openChannel(): Promise<void> {
-    const channel = await this.client.channel();
+  async #openChannel(): Promise<AMQPChannel> {
+    const client = await this.#link.ready();
+    const channel = await client.channel();
     channel.onReturn = (message) => this.#onReturn(message);
     let replyTo: string = DIRECT_REPLY_QUEUE;
     if (this.#options.replyMode === 'queue') {
@@ -193,11 +189,13 @@ export class Caller {
     // A channel the broker closes (or a cancelled reply consumer) fails the calls it carried.
     consumer.wait().then(
       () => undefined,
-      (error: unknown) =>
-        this.#channelLost(channel, fromAmqpError(error, 'the reply channel closed')),
+      (error: unknown) => {
+        this.#channelLost(channel, fromAmqpError(error, 'the reply channel closed'));
+      },
     );
     this.#replyTo = replyTo;
     this.#channel = channel;
+    return channel;
   }
 
   #onReply(message: AMQPMessage): void {
@@ -247,19 +245,30 @@ export class Caller {
     this.#channel = undefined;
     this.#opening = undefined;
     // Reopened lazily by the next call; the calls it carried cannot get their replies.
-    this.failAll(new RpcError('UNAVAILABLE', error.message, { cause: error }));
+    this.#failAll(new RpcError('UNAVAILABLE', error.message, { cause: error }));
   }
 
-  /** Rejects every pending call with `error`. */
-  failAll(error: RpcError): void {
+  /** The reply queue went with the connection: calls waiting for replies cannot get them. */
+  connectionLost(error: RpcError): void {
+    this.#channel = undefined;
+    this.#opening = undefined;
+    this.#failAll(error);
+  }
+
+  connectionRestored(): void {
+    // Nothing to do eagerly: the next call opens a channel and declares a new reply queue.
+  }
+
+  #failAll(error: RpcError): void {
     for (const id of [...this.#pending.keys()]) this.#settle(id, error);
   }
 
   /** Rejects pending calls with `pendingError` and future calls with `laterError`. */
-  close(pendingError: RpcError, laterError: RpcError = pendingError): void {
+  close(pendingError: RpcError, laterError: RpcError): void {
     this.#closedWith ??= laterError;
     this.#channel = undefined;
-    this.failAll(pendingError);
+    this.#link.leave(this);
+    this.#failAll(pendingError);
   }
 }
 
@@ -287,8 +296,4 @@ function cancelled(signal: AbortSignal): RpcError {
     return new RpcError('DEADLINE_EXCEEDED', "the call's signal timed out", { cause: reason });
   }
   return new RpcError('CANCELLED', 'the call was cancelled', { cause: reason });
-}
-
-function noop(): void {
-  // nothing to do
 }

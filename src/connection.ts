@@ -1,11 +1,8 @@
-import type { AMQPClient } from '@cloudamqp/amqp-client';
-import { forceClose, openAmqp } from './amqp.js';
 import { Caller, type CallerStats } from './caller.js';
 import { RpcError } from './errors.js';
-import { FlowGate } from './flow.js';
+import { openLink, type ConnectionState, type Link } from './link.js';
 import {
   checkQueueName,
-  redactUrl,
   resolveConnectOptions,
   resolveServeOptions,
   type CallOptions,
@@ -28,11 +25,12 @@ import type {
   ServiceImplementation,
 } from './contract/types.js';
 
-/** `'connected'`, `'blocked'` (the broker paused publishers: a resource alarm), or `'closed'`. */
-export type ConnectionState = 'connected' | 'blocked' | 'closed';
+export type { ConnectionState } from './link.js';
 
 /** A snapshot of a connection's counters. */
 export interface ConnectionStats extends CallerStats {
+  /** Times the connection came back after a loss. */
+  reconnects: number;
   /** One entry per server still running on this connection. */
   servers: Array<ServerStats & { queue: string }>;
 }
@@ -50,87 +48,62 @@ export interface ConnectionStats extends CallerStats {
 export async function connect(options?: string | ConnectOptions): Promise<RpcConnection> {
   const resolved = resolveConnectOptions(options);
   const { signal } = resolved;
-  if (signal?.aborted)
+  if (signal?.aborted) {
     throw new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason });
-  let lastError: RpcError | undefined;
-  for (const url of resolved.urls) {
-    const attempt = openAmqp(url, resolved);
-    try {
-      const client = await (signal ? raceAbort(attempt, signal) : attempt);
-      return new RpcConnection(client, resolved, url);
-    } catch (error) {
-      lastError = RpcError.from(error, 'UNAVAILABLE');
-      // A refused login or a cancel will not get better on the next URL.
-      if (lastError.code !== 'UNAVAILABLE') break;
-    }
   }
-  throw lastError ?? new RpcError('UNAVAILABLE', 'no broker URL given');
+  const opening = openLink(resolved);
+  const link = await (signal ? raceAbort(opening, signal) : opening);
+  return new RpcConnection(link, resolved);
 }
 
 /**
  * One AMQP connection, shared by the calling side (one channel, one reply consumer) and
- * every server (one channel each). Close it with `close()` or `await using`.
+ * every server (one channel each). It reconnects by itself after a loss (see
+ * {@link ConnectOptions.reconnect}). Close it with `close()` or `await using`.
  */
 export class RpcConnection implements AsyncDisposable {
-  readonly #client: AMQPClient;
+  readonly #link: Link;
   readonly #options: ResolvedConnectOptions;
   readonly #caller: Caller;
   readonly #servers = new Set<RpcServer>();
-  readonly #flow = new FlowGate();
-  readonly #url: string;
-  #state: ConnectionState = 'connected';
   #closing: Promise<void> | undefined;
-  #lostWith: RpcError | undefined;
-  readonly #closed: Promise<RpcError | undefined>;
-  #resolveClosed!: (error: RpcError | undefined) => void;
 
   /** @internal Use {@link connect}. */
-  constructor(client: AMQPClient, options: ResolvedConnectOptions, url: string) {
-    this.#client = client;
+  constructor(link: Link, options: ResolvedConnectOptions) {
+    this.#link = link;
     this.#options = options;
-    this.#url = url;
-    this.#caller = new Caller(client, this.#flow, options);
-    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    client.onblocked = () => {
-      this.#flow.block();
-      if (this.#state === 'connected') this.#state = 'blocked';
-    };
-    client.onunblocked = () => {
-      this.#flow.unblock();
-      if (this.#state === 'blocked') this.#state = 'connected';
-    };
-    client.ondisconnect = (error) => {
-      this.#lost(
-        new RpcError(
-          'UNAVAILABLE',
-          `lost the connection to ${redactUrl(this.#url)}${error ? `: ${error.message}` : ''}`,
-          { cause: error },
-        ),
-      );
-    };
+    this.#caller = new Caller(link, options);
   }
 
-  /** The broker URL this connection uses, with the password hidden. */
+  /** The broker URL in use, with the password hidden. */
   get url(): string {
-    return redactUrl(this.#url);
+    return this.#link.url;
   }
 
+  /** `connected`, `blocked`, `reconnecting` or `closed`; see {@link onStateChange}. */
   get state(): ConnectionState {
-    return this.#state;
+    return this.#link.state;
+  }
+
+  /** Calls `listener` on every state change, for health checks; returns an unsubscribe function. */
+  onStateChange(listener: (state: ConnectionState) => void): () => void {
+    return this.#link.onStateChange(listener);
   }
 
   /**
-   * Resolves once the connection has ended: with `undefined` after `close()`, or with an
-   * RpcError (UNAVAILABLE) when it was lost. Never rejects.
+   * Resolves once the connection has ended for good: with `undefined` after `close()`, or
+   * with the RpcError that ended it (a loss with `reconnect: false`, or a reconnect the
+   * broker refused). Never rejects.
    */
   get closed(): Promise<RpcError | undefined> {
-    return this.#closed;
+    return this.#link.ended;
   }
 
   /** Counters for health checks and tests: pending calls, unmatched replies, servers. */
   stats(): ConnectionStats {
     return {
       ...this.#caller.stats,
+      reconnects: this.#link.reconnects,
       servers: [...this.#servers].map((server) => ({ queue: server.queue, ...server.stats })),
     };
   }
@@ -191,14 +164,11 @@ export class RpcConnection implements AsyncDisposable {
     if (typeof handler !== 'function')
       throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
     const resolved = resolveServeOptions(options);
-    if (this.#closing) {
-      throw this.#state === 'closed' && this.#lostWith
-        ? this.#lostWith
-        : new RpcError('FAILED_PRECONDITION', 'the connection is closed');
-    }
+    if (this.#closing) throw new RpcError('FAILED_PRECONDITION', 'the connection is closed');
+    const ended = this.#link.endedWith;
+    if (ended) throw ended;
     const server = new RpcServer(
-      this.#client,
-      this.#flow,
+      this.#link,
       queue,
       handler as Handler,
       resolved,
@@ -249,27 +219,11 @@ export class RpcConnection implements AsyncDisposable {
 
   async #close(): Promise<void> {
     await Promise.all([...this.#servers].map((server) => server.close()));
-    this.#state = 'closed';
-    this.#flow.unblock();
     this.#caller.close(
       new RpcError('CANCELLED', 'the connection was closed by the application'),
       new RpcError('FAILED_PRECONDITION', 'the connection is closed'),
     );
-    if (!this.#client.closed) {
-      await this.#client.close().catch(() => forceClose(this.#client));
-    }
-    this.#resolveClosed(undefined);
-  }
-
-  #lost(error: RpcError): void {
-    if (this.#state === 'closed') return;
-    this.#state = 'closed';
-    this.#lostWith = error;
-    this.#flow.unblock();
-    this.#closing ??= Promise.resolve();
-    this.#caller.close(error);
-    for (const server of [...this.#servers]) server.connectionLost(error);
-    this.#resolveClosed(error);
+    await this.#link.close();
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -277,22 +231,27 @@ export class RpcConnection implements AsyncDisposable {
   }
 }
 
-function raceAbort<T extends AMQPClient>(attempt: Promise<T>, signal: AbortSignal): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
+function raceAbort(opening: Promise<Link>, signal: AbortSignal): Promise<Link> {
+  return new Promise<Link>((resolve, reject) => {
     const onAbort = () => {
       reject(new RpcError('CANCELLED', 'connect() was cancelled', { cause: signal.reason }));
       // Whatever the attempt yields now is unwanted.
-      attempt.then(forceClose, () => undefined);
+      opening
+        .then(
+          (link) => link.close(),
+          () => undefined,
+        )
+        .catch(() => undefined);
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    attempt.then(
-      (client) => {
+    opening.then(
+      (link) => {
         signal.removeEventListener('abort', onAbort);
-        resolve(client);
+        resolve(link);
       },
       (error: unknown) => {
         signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
+        reject(RpcError.from(error, 'UNAVAILABLE'));
       },
     );
   });

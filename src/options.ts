@@ -34,6 +34,20 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** Extra options for `amqps://` URLs (CA, client certificate, ...), passed to `tls.connect`. */
   tls?: TlsConnectionOptions;
+  /**
+   * Reconnect after an unexpected loss, with exponential backoff and jitter between
+   * `initialDelayMs` and `maxDelayMs`, trying every URL in turn; `false` turns it off.
+   * A refused login or vhost ends the retries. @default { initialDelayMs: 100, maxDelayMs: 10000 }
+   */
+  reconnect?: false | ReconnectOptions;
+}
+
+/** Backoff of {@link ConnectOptions.reconnect}. */
+export interface ReconnectOptions {
+  /** First delay before reconnecting. @default 100 */
+  initialDelayMs?: number;
+  /** Longest delay between attempts. @default 10000 */
+  maxDelayMs?: number;
 }
 
 /** Per-call options of {@link RpcConnection.call}. */
@@ -72,6 +86,7 @@ export const CONNECT_DEFAULTS = {
   maxPayloadBytes: 16 * 1024 * 1024,
   defaultTimeoutMs: 30_000,
   replyMode: 'queue',
+  reconnect: { initialDelayMs: 100, maxDelayMs: 10_000 },
 } as const;
 
 export const SERVE_DEFAULTS = {
@@ -97,6 +112,7 @@ export interface ResolvedConnectOptions {
   readonly replyMode: ReplyMode;
   readonly signal: AbortSignal | undefined;
   readonly tls: TlsConnectionOptions | undefined;
+  readonly reconnect: false | Required<ReconnectOptions>;
 }
 
 export type ResolvedServeOptions = {
@@ -153,6 +169,7 @@ export function resolveConnectOptions(
     replyMode,
     signal: options.signal,
     tls: options.tls,
+    reconnect: resolveReconnect(options.reconnect),
   };
 }
 
@@ -210,6 +227,28 @@ export function redactUrl(url: string): string {
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
   }
+}
+
+function resolveReconnect(value: ConnectOptions['reconnect']): false | Required<ReconnectOptions> {
+  if (value === false) return false;
+  const defaults = CONNECT_DEFAULTS.reconnect;
+  if (value !== undefined && typeof value !== 'object')
+    invalid('reconnect must be false or an object');
+  const initialDelayMs = integer(
+    'reconnect.initialDelayMs',
+    value?.initialDelayMs,
+    defaults.initialDelayMs,
+    0,
+    MAX_TIMEOUT_MS,
+  );
+  const maxDelayMs = integer(
+    'reconnect.maxDelayMs',
+    value?.maxDelayMs,
+    defaults.maxDelayMs,
+    initialDelayMs,
+    MAX_TIMEOUT_MS,
+  );
+  return { initialDelayMs, maxDelayMs };
 }
 
 function integer(

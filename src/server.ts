@@ -9,7 +9,7 @@ import type {
 import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
-import type { FlowGate } from './flow.js';
+import type { Link, LinkParticipant } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
 import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
 
@@ -50,6 +50,8 @@ export interface ServerStats {
   replied: number;
   /** Requests dropped unstarted because their deadline had passed. */
   expired: number;
+  /** Times the server consumed again after a reconnect, a cancelled consumer or a channel error. */
+  recoveries: number;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -109,45 +111,70 @@ class RequestContext implements HandlerContext {
 /**
  * Consumes one queue: runs the handler for each request (up to `prefetch` at once),
  * publishes the reply to `reply_to` with the request's correlation id, then acks.
+ * After a reconnect, or when the broker cancels its consumer or closes its channel, it
+ * opens a new channel, declares the queue again and goes on consuming.
  */
-export class RpcServer implements AsyncDisposable {
+export class RpcServer implements AsyncDisposable, LinkParticipant {
   readonly queue: string;
+  readonly #link: Link;
   readonly #options: ResolvedServeOptions;
   readonly #handler: Handler;
   readonly #maxPayloadBytes: number;
   readonly #active = new Set<RequestContext>();
   #replied = 0;
   #expired = 0;
+  #recoveries = 0;
   #channel: AMQPChannel | undefined;
   #consumer: AMQPConsumer | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
+  readonly #closed: Promise<RpcError | undefined>;
+  #resolveClosed!: (error: RpcError | undefined) => void;
 
   /** @internal Use {@link RpcConnection.serve}. */
   constructor(
-    private readonly client: AMQPClient,
-    private readonly flow: FlowGate,
+    link: Link,
     queue: string,
     handler: Handler,
     options: ResolvedServeOptions,
     maxPayloadBytes: number,
     private readonly onClosed: (server: RpcServer) => void,
   ) {
+    this.#link = link;
     this.queue = queue;
     this.#handler = handler;
     this.#options = options;
     this.#maxPayloadBytes = maxPayloadBytes;
+    this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
   get stats(): ServerStats {
-    return { active: this.#active.size, replied: this.#replied, expired: this.#expired };
+    return {
+      active: this.#active.size,
+      replied: this.#replied,
+      expired: this.#expired,
+      recoveries: this.#recoveries,
+    };
+  }
+
+  /**
+   * Resolves when the server has stopped for good: `undefined` after `close()`, or the
+   * RpcError that made it stop (its queue could not be declared or consumed again).
+   */
+  get closed(): Promise<RpcError | undefined> {
+    return this.#closed;
   }
 
   /** @internal Declares the queue, sets the prefetch and starts consuming. */
   async start(): Promise<void> {
+    await this.#consume(await this.#link.ready());
+    this.#link.join(this);
+  }
+
+  async #consume(client: AMQPClient): Promise<void> {
     let channel: AMQPChannel | undefined;
     try {
-      channel = await this.client.channel();
+      channel = await client.channel();
       if (this.#options.declare) {
         await channel.queueDeclare(this.queue, {
           durable: this.#options.durable,
@@ -156,39 +183,63 @@ export class RpcServer implements AsyncDisposable {
         });
       }
       await channel.basicQos(this.#options.prefetch);
+      const consuming = channel;
       this.#channel = channel;
       this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {
-        this.#onRequest(message);
+        this.#onRequest(consuming, message);
       });
     } catch (error) {
       this.#channel = undefined;
       channel?.close().catch(() => undefined);
       throw fromAmqpError(error, `serving "${this.queue}" failed`);
     }
+    const consumedOn = channel;
     this.#consumer.wait().then(
       () => undefined,
-      (error: unknown) =>
-        this.connectionLost(fromAmqpError(error, `the consumer of "${this.queue}" stopped`)),
+      (error: unknown) => {
+        this.#consumerStopped(
+          consumedOn,
+          fromAmqpError(error, `the consumer of "${this.queue}" stopped`),
+        );
+      },
     );
   }
 
-  #onRequest(message: AMQPMessage): void {
+  /** The broker cancelled the consumer (queue deleted) or closed the channel (a channel error). */
+  #consumerStopped(channel: AMQPChannel, error: RpcError): void {
+    if (this.#channel !== channel || this.#closing) return;
+    this.#channel = undefined;
+    this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
+    channel.close().catch(() => undefined);
+    const client = this.#link.client;
+    // A lost connection is handled by connectionLost/connectionRestored instead.
+    if (client && !client.closed) this.#recover(client);
+  }
+
+  #recover(client: AMQPClient): void {
+    this.#consume(client).then(
+      () => this.#recoveries++,
+      (error: unknown) => this.#fail(RpcError.from(error, 'UNAVAILABLE')),
+    );
+  }
+
+  #onRequest(channel: AMQPChannel, message: AMQPMessage): void {
     const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
     if (deadline !== undefined && deadline <= Date.now()) {
       // The caller has given up: running the handler would be wasted work.
       this.#expired++;
-      this.#ack(message);
+      ack(channel, message);
       return;
     }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
-    this.#run(message, ctx).then(
+    this.#run(channel, message, ctx).then(
       () => this.#finish(ctx),
       () => this.#finish(ctx),
     );
   }
 
-  async #run(message: AMQPMessage, ctx: RequestContext): Promise<void> {
+  async #run(channel: AMQPChannel, message: AMQPMessage, ctx: RequestContext): Promise<void> {
     let reply: EncodedBody;
     let headers: Record<string, Field> | undefined;
     try {
@@ -216,39 +267,37 @@ export class RpcServer implements AsyncDisposable {
       }
       reply = encodeErrorDetails(error.details);
     }
-    await this.#reply(message, reply, headers);
+    await this.#reply(channel, message, reply, headers);
   }
 
-  /** Publishes the reply, then acks; a request without reply_to is acked unanswered. */
+  /**
+   * Publishes the reply, then acks, on the channel the request came from; a request
+   * without reply_to is acked unanswered. When that channel is gone the delivery is void
+   * (the broker has requeued it): nothing is sent, and no stale delivery tag is acked.
+   */
   async #reply(
+    channel: AMQPChannel,
     message: AMQPMessage,
     reply: EncodedBody,
     headers: Record<string, Field> | undefined,
   ): Promise<void> {
-    const channel = this.#channel;
-    if (!channel || channel.closed) return; // unacked: the broker gives it to another server
+    if (channel.closed) return;
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
       const properties: AMQPProperties = { contentType: reply.contentType };
       if (correlationId !== undefined) properties.correlationId = correlationId;
       if (headers) properties.headers = headers;
-      if (this.flow.blocked) {
+      if (this.#link.flow.blocked) {
         // Hold the request (and its prefetch slot) until the broker accepts publishes again.
-        await this.flow.wait();
-        if (this.#channel !== channel) return; // closed or lost meanwhile: the broker requeues
+        await this.#link.flow.wait();
+        if (isClosed(channel)) return;
       }
-      batchWritesThisTick(this.client);
+      batchWritesThisTick(channel.connection);
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
     this.#replied++;
-    this.#ack(message);
-  }
-
-  #ack(message: AMQPMessage): void {
-    const channel = this.#channel;
-    if (!channel || channel.closed) return;
-    channel.basicAck(message.deliveryTag).catch(() => undefined);
+    ack(channel, message);
   }
 
   #finish(ctx: RequestContext): void {
@@ -268,6 +317,7 @@ export class RpcServer implements AsyncDisposable {
   }
 
   async #close(): Promise<void> {
+    this.#link.leave(this);
     await this.#consumer?.cancel().catch(() => undefined);
     if (this.#active.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -283,14 +333,29 @@ export class RpcServer implements AsyncDisposable {
     this.#channel = undefined;
     if (channel && !channel.closed) await channel.close().catch(() => undefined);
     this.onClosed(this);
+    this.#resolveClosed(undefined);
   }
 
   /** @internal The connection is gone: abort handlers; their requests return to the queue. */
   connectionLost(error: RpcError): void {
     this.#channel = undefined;
+    this.#consumer = undefined;
     this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
-    this.#closing ??= Promise.resolve();
+  }
+
+  /** @internal A new connection: consume again. */
+  connectionRestored(client: AMQPClient): void {
+    if (!this.#closing) this.#recover(client);
+  }
+
+  /** Stops for good: the queue cannot be consumed any more. */
+  #fail(error: RpcError): void {
+    if (this.#closing) return;
+    this.#closing = Promise.resolve();
+    this.#link.leave(this);
+    this.#abortActive(error);
     this.onClosed(this);
+    this.#resolveClosed(error);
   }
 
   #abortActive(reason: RpcError): void {
@@ -300,6 +365,16 @@ export class RpcServer implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+function ack(channel: AMQPChannel, message: AMQPMessage): void {
+  if (channel.closed) return;
+  channel.basicAck(message.deliveryTag).catch(() => undefined);
+}
+
+/** Reads `closed` afresh: it changes while a handler awaits. */
+function isClosed(channel: AMQPChannel): boolean {
+  return channel.closed;
 }
 
 function readDeadline(value: unknown): number | undefined {
