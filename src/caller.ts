@@ -57,6 +57,8 @@ export class Caller implements LinkParticipant {
   #replyTo = '';
   #opening: Promise<AMQPChannel> | undefined;
   #closedWith: RpcError | undefined;
+  /** Unique per caller instance, so a restarted process never reads another's replies. */
+  readonly #expiringQueueName = `rpc.reply.${randomBytes(8).toString('hex')}`;
 
   constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
@@ -177,6 +179,15 @@ export class Caller implements LinkParticipant {
         durable: false,
       });
       replyTo = queue.name;
+    } else if (this.#options.replyMode === 'expiring-queue') {
+      // The same name on every reconnect: replies sent meanwhile wait in it. The broker
+      // deletes it once nobody has consumed it for replyQueueExpiresMs.
+      replyTo = this.#expiringQueueName;
+      await channel.queueDeclare(
+        replyTo,
+        { exclusive: false, autoDelete: false, durable: false },
+        { 'x-expires': this.#options.replyQueueExpiresMs },
+      );
     }
     // Direct Reply-to requires consuming before publishing, on the publishing channel.
     const consumer = await channel.basicConsume(
@@ -248,25 +259,40 @@ export class Caller implements LinkParticipant {
     this.#failAll(new RpcError('UNAVAILABLE', error.message, { cause: error }));
   }
 
-  /** The reply queue went with the connection: calls waiting for replies cannot get them. */
   connectionLost(error: RpcError): void {
     this.#channel = undefined;
     this.#opening = undefined;
-    this.#failAll(error);
+    // An exclusive reply queue (or Direct Reply-to) went with the connection: calls waiting
+    // for replies cannot get them. An expiring queue keeps them for the next connection.
+    if (this.#options.replyMode !== 'expiring-queue') this.#failAll(error);
   }
 
   connectionRestored(): void {
-    // Nothing to do eagerly: the next call opens a channel and declares a new reply queue.
+    // Consume the expiring reply queue again at once if replies may be waiting in it;
+    // otherwise the next call opens a channel (and declares a new reply queue) itself.
+    if (this.#pending.size > 0 && this.#options.replyMode === 'expiring-queue') {
+      this.#open().catch((error: unknown) => {
+        this.#failAll(RpcError.from(error, 'UNAVAILABLE'));
+      });
+    }
   }
 
   #failAll(error: RpcError): void {
     for (const id of [...this.#pending.keys()]) this.#settle(id, error);
   }
 
+  /** Deletes an expiring reply queue now rather than when it expires. */
+  async deleteReplyQueue(): Promise<void> {
+    const channel = this.#channel;
+    this.#channel = undefined;
+    if (channel && !channel.closed && this.#options.replyMode === 'expiring-queue') {
+      await channel.queueDelete(this.#expiringQueueName).catch(() => undefined);
+    }
+  }
+
   /** Rejects pending calls with `pendingError` and future calls with `laterError`. */
   close(pendingError: RpcError, laterError: RpcError): void {
     this.#closedWith ??= laterError;
-    this.#channel = undefined;
     this.#link.leave(this);
     this.#failAll(pendingError);
   }

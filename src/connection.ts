@@ -223,6 +223,7 @@ export class RpcConnection implements AsyncDisposable {
       new RpcError('CANCELLED', 'the connection was closed by the application'),
       new RpcError('FAILED_PRECONDITION', 'the connection is closed'),
     );
+    await this.#caller.deleteReplyQueue();
     await this.#link.close();
   }
 

@@ -3,7 +3,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { RpcError } from './errors.js';
 
 /** Where replies come back to the caller. docs/decisions.md explains the default. */
-export type ReplyMode = 'queue' | 'direct';
+export type ReplyMode = 'queue' | 'direct' | 'expiring-queue';
 
 /** Options of {@link connect}. Every field is optional. */
 export interface ConnectOptions {
@@ -27,9 +27,14 @@ export interface ConnectOptions {
   /**
    * `'queue'`: one exclusive, server-named reply queue per connection (the seed's way).
    * `'direct'`: RabbitMQ's Direct Reply-to pseudo-queue, no queue declared.
+   * `'expiring-queue'`: a named reply queue that outlives a short disconnect (deleted by the
+   * broker `replyQueueExpiresMs` after its consumer is gone): calls pending across a
+   * reconnect keep waiting and get their replies. docs/reliability.md compares the modes.
    * @default 'queue'
    */
   replyMode?: ReplyMode;
+  /** With `replyMode: 'expiring-queue'`, how long the reply queue survives without a consumer. @default 60000 */
+  replyQueueExpiresMs?: number;
   /** Aborts `connect()` while it is in progress. */
   signal?: AbortSignal;
   /** Extra options for `amqps://` URLs (CA, client certificate, ...), passed to `tls.connect`. */
@@ -75,6 +80,22 @@ export interface ServeOptions {
   drainTimeoutMs?: number;
   /** Send the handler's stack trace with error replies (development only). @default false */
   exposeErrorStack?: boolean;
+  /**
+   * `'quorum'` declares a replicated quorum queue (always durable), for requests that must
+   * survive the loss of a cluster node. @default 'classic'
+   */
+  queueType?: 'classic' | 'quorum';
+  /**
+   * Dead-letter exchange of the queue (`x-dead-letter-exchange`). When set, requests that
+   * cannot be decoded are dead-lettered after their error reply instead of being acked.
+   */
+  deadLetterExchange?: string;
+  /** Routing key for dead-lettered requests (`x-dead-letter-routing-key`). */
+  deadLetterRoutingKey?: string;
+  /** Quorum queues only: dead-letter (or drop) a request after this many deliveries (`x-delivery-limit`). */
+  deliveryLimit?: number;
+  /** Further queue arguments, passed to `queue.declare` as they are. */
+  queueArguments?: Readonly<Record<string, string | number | boolean>>;
 }
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -86,6 +107,7 @@ export const CONNECT_DEFAULTS = {
   maxPayloadBytes: 16 * 1024 * 1024,
   defaultTimeoutMs: 30_000,
   replyMode: 'queue',
+  replyQueueExpiresMs: 60_000,
   reconnect: { initialDelayMs: 100, maxDelayMs: 10_000 },
 } as const;
 
@@ -110,16 +132,23 @@ export interface ResolvedConnectOptions {
   readonly maxPayloadBytes: number;
   readonly defaultTimeoutMs: number;
   readonly replyMode: ReplyMode;
+  readonly replyQueueExpiresMs: number;
   readonly signal: AbortSignal | undefined;
   readonly tls: TlsConnectionOptions | undefined;
   readonly reconnect: false | Required<ReconnectOptions>;
 }
 
-export type ResolvedServeOptions = {
-  readonly [K in keyof typeof SERVE_DEFAULTS]: (typeof SERVE_DEFAULTS)[K] extends boolean
-    ? boolean
-    : number;
-};
+export interface ResolvedServeOptions {
+  readonly prefetch: number;
+  readonly declare: boolean;
+  readonly durable: boolean;
+  readonly drainTimeoutMs: number;
+  readonly exposeErrorStack: boolean;
+  /** Whether undecodable requests are dead-lettered rather than acked. */
+  readonly deadLetter: boolean;
+  /** The `queue.declare` arguments. */
+  readonly queueArguments: Readonly<Record<string, string | number | boolean>>;
+}
 
 export function resolveConnectOptions(
   input: string | ConnectOptions | undefined,
@@ -131,8 +160,8 @@ export function resolveConnectOptions(
   if (urls.length === 0) invalid('url: give at least one broker URL');
   for (const u of urls) checkUrl(u);
   const replyMode: unknown = options.replyMode ?? CONNECT_DEFAULTS.replyMode;
-  if (replyMode !== 'queue' && replyMode !== 'direct') {
-    invalid(`replyMode must be 'queue' or 'direct'; got ${String(replyMode)}`);
+  if (replyMode !== 'queue' && replyMode !== 'direct' && replyMode !== 'expiring-queue') {
+    invalid(`replyMode must be 'queue', 'direct' or 'expiring-queue'; got ${String(replyMode)}`);
   }
   return {
     urls,
@@ -167,6 +196,13 @@ export function resolveConnectOptions(
       MAX_TIMEOUT_MS,
     ),
     replyMode,
+    replyQueueExpiresMs: integer(
+      'replyQueueExpiresMs',
+      options.replyQueueExpiresMs,
+      CONNECT_DEFAULTS.replyQueueExpiresMs,
+      1_000,
+      MAX_TIMEOUT_MS,
+    ),
     signal: options.signal,
     tls: options.tls,
     reconnect: resolveReconnect(options.reconnect),
@@ -174,10 +210,42 @@ export function resolveConnectOptions(
 }
 
 export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOptions {
+  const queueType: unknown = options.queueType ?? 'classic';
+  if (queueType !== 'classic' && queueType !== 'quorum') {
+    invalid(`queueType must be 'classic' or 'quorum'; got ${String(queueType)}`);
+  }
+  const quorum = queueType === 'quorum';
+  if (quorum && options.durable === false) invalid('a quorum queue is always durable');
+  if (!quorum && options.deliveryLimit !== undefined) {
+    invalid("deliveryLimit needs queueType: 'quorum' (classic queues count no deliveries)");
+  }
+  const queueArguments: Record<string, string | number | boolean> = { ...options.queueArguments };
+  if (quorum) queueArguments['x-queue-type'] = 'quorum';
+  if (options.deliveryLimit !== undefined) {
+    queueArguments['x-delivery-limit'] = integer(
+      'deliveryLimit',
+      options.deliveryLimit,
+      0,
+      1,
+      2 ** 31 - 1,
+    );
+  }
+  if (options.deadLetterExchange !== undefined) {
+    if (typeof options.deadLetterExchange !== 'string')
+      invalid('deadLetterExchange must be a string');
+    queueArguments['x-dead-letter-exchange'] = options.deadLetterExchange;
+  }
+  if (options.deadLetterRoutingKey !== undefined) {
+    if (typeof options.deadLetterRoutingKey !== 'string')
+      invalid('deadLetterRoutingKey must be a string');
+    queueArguments['x-dead-letter-routing-key'] = options.deadLetterRoutingKey;
+  }
   return {
+    queueArguments,
+    deadLetter: options.deadLetterExchange !== undefined,
     prefetch: integer('prefetch', options.prefetch, SERVE_DEFAULTS.prefetch, 1, 65_535),
     declare: boolean('declare', options.declare, SERVE_DEFAULTS.declare),
-    durable: boolean('durable', options.durable, SERVE_DEFAULTS.durable),
+    durable: quorum || boolean('durable', options.durable, SERVE_DEFAULTS.durable),
     drainTimeoutMs: integer(
       'drainTimeoutMs',
       options.drainTimeoutMs,

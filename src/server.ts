@@ -176,11 +176,11 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     try {
       channel = await client.channel();
       if (this.#options.declare) {
-        await channel.queueDeclare(this.queue, {
-          durable: this.#options.durable,
-          autoDelete: false,
-          exclusive: false,
-        });
+        await channel.queueDeclare(
+          this.queue,
+          { durable: this.#options.durable, autoDelete: false, exclusive: false },
+          this.#options.queueArguments,
+        );
       }
       await channel.basicQos(this.#options.prefetch);
       const consuming = channel;
@@ -242,6 +242,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   async #run(channel: AMQPChannel, message: AMQPMessage, ctx: RequestContext): Promise<void> {
     let reply: EncodedBody;
     let headers: Record<string, Field> | undefined;
+    /** Set while the request itself is at fault (undecodable, too large): a poison message. */
+    let poison = true;
     try {
       const size = message.body?.length ?? 0;
       if (size > this.#maxPayloadBytes) {
@@ -251,6 +253,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
         );
       }
       const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
+      poison = false;
       const result = await this.#handler(request, ctx);
       reply = encodeBody(result, 'INTERNAL');
       if (reply.body.length > this.#maxPayloadBytes) {
@@ -268,12 +271,19 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       reply = encodeErrorDetails(error.details);
     }
     await this.#reply(channel, message, reply, headers);
+    if (poison && this.#options.deadLetter) {
+      // Answered, and kept for inspection in the dead-letter exchange; never requeued.
+      if (!channel.closed) channel.basicNack(message.deliveryTag, false).catch(() => undefined);
+    } else {
+      ack(channel, message);
+    }
   }
 
   /**
-   * Publishes the reply, then acks, on the channel the request came from; a request
-   * without reply_to is acked unanswered. When that channel is gone the delivery is void
-   * (the broker has requeued it): nothing is sent, and no stale delivery tag is acked.
+   * Publishes the reply on the channel the request came from (the caller acks or nacks
+   * right after, in the same socket write); a request without reply_to gets no reply.
+   * When that channel is gone the delivery is void (the broker has requeued it): nothing
+   * is sent, and no stale delivery tag is acked.
    */
   async #reply(
     channel: AMQPChannel,
@@ -297,7 +307,6 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
     this.#replied++;
-    ack(channel, message);
   }
 
   #finish(ctx: RequestContext): void {
