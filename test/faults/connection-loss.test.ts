@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, RpcError, type HandlerContext, type RpcConnection } from '../../src/index.js';
 import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
 import { deferred, uniqueQueue } from '../helpers.js';
+import { recordStates, waitForState } from './fault-helpers.js';
 
 /** Generous against the 30 s call timeout, strict enough to prove the loss was noticed. */
 const PROMPT_MS = 2000;
@@ -67,7 +68,8 @@ describe('connection loss while calls are pending', () => {
   ] as const) {
     test(`${how}: pending calls reject UNAVAILABLE at once, handlers are aborted`, async (t) => {
       await using proxy = await FaultProxy.start(broker.url);
-      const rpc = await connect(proxy.url(broker.url));
+      // reconnect: false: this test is about the end of the connection; see below for reconnect.
+      const rpc = await connect({ url: proxy.url(broker.url), reconnect: false });
       t.after(() => rpc.close());
       const queue = uniqueQueue('loss');
       const count = 5;
@@ -92,7 +94,6 @@ describe('connection loss while calls are pending', () => {
       assertUnavailable(lostError);
       assert.equal(rpc.state, 'closed');
       assert.equal(rpc.stats().pending, 0);
-      assert.deepEqual(rpc.stats().servers, []);
 
       // The server side noticed too: every running handler's signal aborted with UNAVAILABLE.
       const reasons = await Promise.all(hanging.aborted);
@@ -121,7 +122,7 @@ describe('connection loss while calls are pending', () => {
 
   test('a black-holed connection is detected by heartbeats (heartbeatSec: 1)', async (t) => {
     await using proxy = await FaultProxy.start(broker.url);
-    const rpc = await connect({ url: proxy.url(broker.url), heartbeatSec: 1 });
+    const rpc = await connect({ url: proxy.url(broker.url), heartbeatSec: 1, reconnect: false });
     t.after(() => rpc.close());
     const queue = uniqueQueue('blackhole');
     const count = 3;
@@ -142,6 +143,79 @@ describe('connection loss while calls are pending', () => {
     assert.equal(rpc.stats().pending, 0);
     for (const reason of await Promise.all(hanging.aborted)) assertUnavailable(reason);
   });
+});
+
+describe('connection loss with reconnect on (the default)', () => {
+  for (const how of ['reset', 'closed by the broker', 'black-holed'] as const) {
+    test(`${how}: pending calls reject UNAVAILABLE at once, then the connection comes back`, async (t) => {
+      await using proxy = await FaultProxy.start(broker.url);
+      const rpc = await connect({
+        url: proxy.url(broker.url),
+        heartbeatSec: how === 'black-holed' ? 1 : 10,
+        // The first retry may start inside the black hole; it must give up quickly.
+        connectTimeoutMs: 2000,
+      });
+      t.after(() => rpc.close());
+      const states = recordStates(rpc);
+      const queue = uniqueQueue('reconnect');
+      const count = 5;
+      // First deliveries hang until the connection drops; redeliveries answer at once.
+      const started = deferred();
+      const redelivered = deferred();
+      let firstDeliveries = 0;
+      let redeliveries = 0;
+      const aborted: Promise<unknown>[] = [];
+      await rpc.serve(
+        queue,
+        async (request: unknown, ctx) => {
+          if (ctx.redelivered) {
+            if (++redeliveries === count) redelivered.resolve();
+            return request;
+          }
+          if (firstDeliveries === count) return request;
+          aborted.push(
+            new Promise((resolve) => {
+              ctx.signal.addEventListener('abort', () => resolve(ctx.signal.reason), {
+                once: true,
+              });
+            }),
+          );
+          if (++firstDeliveries === count) started.resolve();
+          await new Promise((resolve) => ctx.signal.addEventListener('abort', resolve));
+          return 'too late';
+        },
+        { prefetch: count },
+      );
+      const calls = startCalls(rpc, queue, count);
+      await started.promise;
+
+      const cutAt = Date.now();
+      if (how === 'reset') proxy.resetAll();
+      else if (how === 'closed by the broker') await broker.closeAllConnections('reconnect test');
+      else proxy.blackhole();
+      const results = await Promise.all(calls);
+      const slowest = Math.max(...results.map((r) => r.at - cutAt));
+      for (const result of results) assertUnavailable(result.error);
+      const limit = how === 'black-holed' ? 4500 : PROMPT_MS;
+      assert.ok(slowest < limit, `a call took ${slowest} ms to reject`);
+      for (const reason of await Promise.all(aborted)) assertUnavailable(reason);
+      if (how === 'black-holed') proxy.pass();
+
+      await waitForState(rpc, 'connected');
+      const backAt = Date.now();
+      assert.deepEqual(states.slice(0, 2), ['reconnecting', 'connected']);
+      assert.equal(rpc.stats().reconnects, 1);
+      // The server consumes again: the requests it held come back to it, marked redelivered,
+      await redelivered.promise;
+      // and a new call gets its answer through a new reply queue.
+      assert.equal(await rpc.call(queue, 'after', { timeoutMs: 5000 }), 'after');
+      assert.equal(rpc.stats().servers[0]?.recoveries, 1);
+      assert.equal(rpc.stats().pending, 0);
+      t.diagnostic(
+        `${how}: calls rejected within ${slowest} ms; connected again ${backAt - cutAt} ms after the cut`,
+      );
+    });
+  }
 });
 
 describe('connect() when the broker cannot be reached', () => {
@@ -186,7 +260,8 @@ describe('a server loses its connection mid-request', () => {
     const queue = uniqueQueue('redeliver');
     await using proxy = await FaultProxy.start(broker.url);
     // Server A goes through the proxy; the caller and server B connect directly.
-    const serverConn = await connect(proxy.url(broker.url));
+    // Server A must not come back (reconnect: false), so only server B can take the request.
+    const serverConn = await connect({ url: proxy.url(broker.url), reconnect: false });
     const callerConn = await connect(broker.url);
     const backupConn = await connect(broker.url);
     try {
