@@ -27,3 +27,5 @@ export type {
 export { FaultProxy } from './fault-proxy.js';
 export type { FaultMode, FaultProxyOptions, FaultProxyTarget } from './fault-proxy.js';
 export { freePort, amqpAnswers } from './ports.js';
+export { createTestCertificates } from './tls.js';
+export type { TestCertificates } from './tls.js';

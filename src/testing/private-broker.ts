@@ -6,6 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { amqpAnswers, freePort, portAnswers } from './ports.js';
+import { createTestCertificates } from './tls.js';
 
 /** Why a private broker could not do what was asked. */
 export type PrivateBrokerErrorCode =
@@ -46,6 +47,13 @@ export interface PrivateBrokerOptions {
   /** How long the node may take to boot and answer AMQP. @default 90000 */
   startTimeoutMs?: number;
   /**
+   * Also listen for AMQP over TLS on another free port of 127.0.0.1, with a throwaway CA
+   * and a server certificate for `localhost` and `127.0.0.1` (made with `openssl`). The
+   * broker then has `amqpsUrl`, `tlsPort` and `caPem` (trust it with `tls: { ca }`).
+   * @default false
+   */
+  tls?: boolean;
+  /**
    * Folder holding the real `rabbitmq-server` and `rabbitmqctl` scripts (not the `/usr/sbin`
    * wrappers, which switch to the system user and cookie).
    * @default process.env.RABBITMQ_BIN_DIR, else '/usr/lib/rabbitmq/bin' (Debian, Ubuntu)
@@ -54,7 +62,7 @@ export interface PrivateBrokerOptions {
 }
 
 /** Options of {@link startPrivateCluster}. */
-export type PrivateClusterOptions = Omit<PrivateBrokerOptions, 'amqpPort' | 'name'>;
+export type PrivateClusterOptions = Omit<PrivateBrokerOptions, 'amqpPort' | 'name' | 'tls'>;
 
 /** `'running'`, `'frozen'` (SIGSTOP), `'stopped'` (stopped or killed; `restart()` works) or `'closed'`. */
 export type PrivateBrokerState = 'running' | 'frozen' | 'stopped' | 'closed';
@@ -215,6 +223,12 @@ export class PrivateBroker implements AsyncDisposable {
   readonly logFile: string;
   /** How long the last start (or restart) took until the node answered AMQP, in ms. */
   startupMs = 0;
+  /** With `tls: true`: the TLS port on 127.0.0.1. */
+  tlsPort: number | undefined;
+  /** With `tls: true`: `amqps://guest:guest@localhost:TLS_PORT` (the certificate names localhost). */
+  amqpsUrl: string | undefined;
+  /** With `tls: true`: the PEM of the CA that signed the broker's certificate. */
+  caPem: string | undefined;
 
   readonly #shared: Shared;
   readonly #ownsShared: boolean;
@@ -474,7 +488,24 @@ export async function startPrivateBroker(
     const name = options.name ?? `rpc${randomBytes(3).toString('hex')}`;
     const port = options.amqpPort ?? (await freePort());
     const broker = new PrivateBroker(shared, true, name, port, await freePort());
-    await broker.prepare(options.config ?? '');
+    let config = options.config ?? '';
+    if (options.tls) {
+      const certs = await createTestCertificates(path.join(shared.dir, 'tls'));
+      const tlsPort = await freePort();
+      broker.tlsPort = tlsPort;
+      broker.amqpsUrl = `amqps://guest:guest@localhost:${tlsPort}`;
+      broker.caPem = certs.caPem;
+      config = [
+        `listeners.ssl.1 = 127.0.0.1:${tlsPort}`,
+        `ssl_options.cacertfile = ${certs.caFile}`,
+        `ssl_options.certfile = ${certs.certFile}`,
+        `ssl_options.keyfile = ${certs.keyFile}`,
+        'ssl_options.verify = verify_none',
+        'ssl_options.fail_if_no_peer_cert = false',
+        config,
+      ].join('\n');
+    }
+    await broker.prepare(config);
     await broker.start();
     return broker;
   } catch (error) {
