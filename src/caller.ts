@@ -215,6 +215,10 @@ export class Caller implements LinkParticipant {
     if (!call) {
       // Late (after a timeout or cancel), duplicated, or not ours: dropped on purpose.
       this.#unmatchedReplies++;
+      this.#options.logger.debug(
+        { correlationId: id },
+        'dropped a reply that matches no pending call',
+      );
       return;
     }
     let outcome: unknown;

@@ -5,12 +5,14 @@ import {
   checkQueueName,
   resolveConnectOptions,
   resolveServeOptions,
+  resolveTimeoutMs,
   type CallOptions,
   type ConnectOptions,
   type ResolvedConnectOptions,
   type ServeOptions,
 } from './options.js';
 import { RpcServer, type Handler, type ServerStats } from './server.js';
+import { chain, type CallNext, type CallRequest, type ServeNext } from './interceptors.js';
 import { isServiceDefinition } from './contract/define-service.js';
 import {
   createServiceClient,
@@ -67,12 +69,22 @@ export class RpcConnection implements AsyncDisposable {
   readonly #caller: Caller;
   readonly #servers = new Set<RpcServer>();
   #closing: Promise<void> | undefined;
+  /** The call interceptors composed around the caller; undefined when there are none. */
+  readonly #intercepted: CallNext | undefined;
 
   /** @internal Use {@link connect}. */
   constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
     this.#options = options;
-    this.#caller = new Caller(link, options);
+    const caller = new Caller(link, options);
+    this.#caller = caller;
+    if (options.callInterceptors.length > 0) {
+      this.#intercepted = chain(options.callInterceptors, (request: CallRequest) => {
+        const callOptions: CallOptions = { timeoutMs: request.timeoutMs, headers: request.headers };
+        if (request.signal) callOptions.signal = request.signal;
+        return caller.call(request.queue, request.payload, callOptions, request.method);
+      });
+    }
   }
 
   /** The broker URL in use, with the password hidden. */
@@ -117,7 +129,7 @@ export class RpcConnection implements AsyncDisposable {
    *   for a request over `maxPayloadBytes`, or the code the handler threw.
    */
   call<TReply = unknown>(queue: string, request: unknown, options?: CallOptions): Promise<TReply> {
-    return this.#caller.call(queue, request, options) as Promise<TReply>;
+    return this.#invoke(queue, undefined, request, options) as Promise<TReply>;
   }
 
   /** @internal The typed client calls through here: `method` travels in the AMQP `type` property. */
@@ -127,7 +139,35 @@ export class RpcConnection implements AsyncDisposable {
     request: unknown,
     options?: CallOptions,
   ): Promise<unknown> {
-    return this.#caller.call(queue, request, options, method);
+    return this.#invoke(queue, method, request, options);
+  }
+
+  /** Runs a call through the interceptors (if any) to the caller. */
+  #invoke(
+    queue: string,
+    method: string | undefined,
+    payload: unknown,
+    options: CallOptions | undefined,
+  ): Promise<unknown> {
+    const intercepted = this.#intercepted;
+    if (!intercepted) return this.#caller.call(queue, payload, options, method);
+    try {
+      const timeoutMs = resolveTimeoutMs(options?.timeoutMs, this.#options.defaultTimeoutMs);
+      const request: CallRequest = {
+        queue,
+        method,
+        payload,
+        headers: { ...options?.headers },
+        timeoutMs,
+        signal: options?.signal,
+      };
+      // Whatever an interceptor throws reaches the caller as an RpcError.
+      return intercepted(request).catch((error: unknown) => {
+        throw RpcError.from(error, 'UNKNOWN');
+      });
+    } catch (error) {
+      return Promise.reject(RpcError.from(error, 'UNKNOWN'));
+    }
   }
 
   /**
@@ -164,13 +204,22 @@ export class RpcConnection implements AsyncDisposable {
     if (typeof handler !== 'function')
       throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
     const resolved = resolveServeOptions(options);
+    const interceptors = [...this.#options.serveInterceptors, ...(options?.interceptors ?? [])];
+    const run =
+      interceptors.length === 0
+        ? (handler as Handler)
+        : chain<ServeNext>(
+            interceptors,
+            // async: a handler's synchronous throw becomes a rejection the chain can see.
+            async (request, ctx) => await (handler as Handler)(request, ctx),
+          );
     if (this.#closing) throw new RpcError('FAILED_PRECONDITION', 'the connection is closed');
     const ended = this.#link.endedWith;
     if (ended) throw ended;
     const server = new RpcServer(
       this.#link,
       queue,
-      handler as Handler,
+      run,
       resolved,
       this.#options.maxPayloadBytes,
       (closed) => this.#servers.delete(closed),

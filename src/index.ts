@@ -15,7 +15,21 @@ export { RpcServer } from './server.js';
 export type { Handler, HandlerContext, ServerStats } from './server.js';
 export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
 export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
-export type { CallOptions, ConnectOptions, ReplyMode, ServeOptions } from './options.js';
+export type {
+  CallOptions,
+  ConnectOptions,
+  ReconnectOptions,
+  ReplyMode,
+  ServeOptions,
+} from './options.js';
+export type {
+  CallInterceptor,
+  CallNext,
+  CallRequest,
+  ServeInterceptor,
+  ServeNext,
+} from './interceptors.js';
+export type { Logger, LogFn } from './logger.js';
 export type { CallerStats } from './caller.js';
 export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
 export { defineService, method, typeOnly } from './contract/define-service.js';

@@ -2,6 +2,7 @@ import type { AMQPClient } from '@cloudamqp/amqp-client';
 import { forceClose, openAmqp } from './amqp.js';
 import { RpcError } from './errors.js';
 import { FlowGate } from './flow.js';
+import type { Logger } from './logger.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
 
 /**
@@ -56,6 +57,11 @@ export class Link {
 
   get state(): ConnectionState {
     return this.#state;
+  }
+
+  /** The connection's logger (silent unless the application gave one). */
+  get logger(): Logger {
+    return this.#options.logger;
   }
 
   /** The URL in use (password hidden). */
@@ -139,6 +145,7 @@ export class Link {
   }
 
   #lost(error: RpcError): void {
+    this.logger.warn({ url: redactUrl(this.#url), code: error.code }, error.message);
     this.#client = undefined;
     this.flow.unblock();
     let resolve!: (client: AMQPClient) => void;
@@ -184,10 +191,12 @@ export class Link {
         return;
       } catch (error) {
         failure = RpcError.from(error, 'UNAVAILABLE');
+        this.logger.debug({ url: redactUrl(url), attempt, code: failure.code }, failure.message);
         if (failure.code === 'UNAUTHENTICATED' || failure.code === 'PERMISSION_DENIED') break;
       }
     }
     if (failure && failure.code !== 'UNAVAILABLE') {
+      this.logger.error({ code: failure.code }, `giving up reconnecting: ${failure.message}`);
       // Retrying a refused login or vhost would not help and would hammer the broker.
       this.#end(failure);
       return;
@@ -203,6 +212,7 @@ export class Link {
   #restore(client: AMQPClient, url: string): void {
     this.#adopt(client, url);
     this.#reconnects++;
+    this.logger.info({ url: redactUrl(url), reconnects: this.#reconnects }, 'reconnected');
     this.#setState(client.blocked === undefined ? 'connected' : 'blocked');
     for (const participant of [...this.#participants]) participant.connectionRestored(client);
     this.#restored?.resolve(client);

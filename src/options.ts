@@ -1,6 +1,8 @@
 import { Buffer } from 'node:buffer';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { RpcError } from './errors.js';
+import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
+import { safeLogger, type Logger } from './logger.js';
 
 /** Where replies come back to the caller. docs/decisions.md explains the default. */
 export type ReplyMode = 'queue' | 'direct' | 'expiring-queue';
@@ -45,6 +47,12 @@ export interface ConnectOptions {
    * A refused login or vhost ends the retries. @default { initialDelayMs: 100, maxDelayMs: 10000 }
    */
   reconnect?: false | ReconnectOptions;
+  /** Wrap every call of this connection, the first outermost (auth, logging, tracing). */
+  callInterceptors?: readonly CallInterceptor[];
+  /** Wrap every request of every server of this connection, outside each server's own. */
+  serveInterceptors?: readonly ServeInterceptor[];
+  /** A pino-style logger; rabbit-rpc logs nothing without one, and never payloads or passwords. */
+  logger?: Logger;
 }
 
 /** Backoff of {@link ConnectOptions.reconnect}. */
@@ -96,6 +104,8 @@ export interface ServeOptions {
   deliveryLimit?: number;
   /** Further queue arguments, passed to `queue.declare` as they are. */
   queueArguments?: Readonly<Record<string, string | number | boolean>>;
+  /** Wrap every request of this server, inside the connection's `serveInterceptors`. */
+  interceptors?: readonly ServeInterceptor[];
 }
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -136,6 +146,9 @@ export interface ResolvedConnectOptions {
   readonly signal: AbortSignal | undefined;
   readonly tls: TlsConnectionOptions | undefined;
   readonly reconnect: false | Required<ReconnectOptions>;
+  readonly callInterceptors: readonly CallInterceptor[];
+  readonly serveInterceptors: readonly ServeInterceptor[];
+  readonly logger: Logger;
 }
 
 export interface ResolvedServeOptions {
@@ -206,6 +219,9 @@ export function resolveConnectOptions(
     signal: options.signal,
     tls: options.tls,
     reconnect: resolveReconnect(options.reconnect),
+    callInterceptors: functions('callInterceptors', options.callInterceptors),
+    serveInterceptors: functions('serveInterceptors', options.serveInterceptors),
+    logger: safeLogger(options.logger),
   };
 }
 
@@ -317,6 +333,15 @@ function resolveReconnect(value: ConnectOptions['reconnect']): false | Required<
     MAX_TIMEOUT_MS,
   );
   return { initialDelayMs, maxDelayMs };
+}
+
+function functions<T>(name: string, value: readonly T[] | undefined): readonly T[] {
+  if (value === undefined) return [];
+  const list: unknown = value;
+  if (!Array.isArray(list) || !list.every((item) => typeof item === 'function')) {
+    invalid(`${name} must be an array of functions`);
+  }
+  return value.slice();
 }
 
 function integer(

@@ -218,7 +218,10 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
 
   #recover(client: AMQPClient): void {
     this.#consume(client).then(
-      () => this.#recoveries++,
+      () => {
+        this.#recoveries++;
+        this.#link.logger.info({ queue: this.queue }, 'consuming again');
+      },
       (error: unknown) => this.#fail(RpcError.from(error, 'UNAVAILABLE')),
     );
   }
@@ -264,6 +267,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       }
     } catch (thrown) {
       const error = RpcError.from(thrown, 'UNKNOWN');
+      if (error.code === 'UNKNOWN' || error.code === 'INTERNAL') {
+        // An unexpected failure: worth a look. Deliberate RpcErrors are the caller's business.
+        this.#link.logger.warn(
+          { queue: this.queue, code: error.code, correlationId: ctx.correlationId, err: thrown },
+          'handler failed',
+        );
+      }
       headers = { [STATUS_HEADER]: error.code, [MESSAGE_HEADER]: error.message };
       if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
         headers[STACK_HEADER] = thrown.stack;
@@ -360,6 +370,10 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   /** Stops for good: the queue cannot be consumed any more. */
   #fail(error: RpcError): void {
     if (this.#closing) return;
+    this.#link.logger.error(
+      { queue: this.queue, code: error.code },
+      `server stopped: ${error.message}`,
+    );
     this.#closing = Promise.resolve();
     this.#link.leave(this);
     this.#abortActive(error);
