@@ -482,13 +482,13 @@ function summarize(
         callsPerSecMin: round(Math.min(...cps), 0),
         callsPerSecMax: round(Math.max(...cps), 0),
         ratioToRaw: round(median(usedRatios.map((r) => r.ratioToRaw ?? NaN)), 3),
-        p50Ms: median(ok.map((r) => r.p50Ms)),
-        p99Ms: median(ok.map((r) => r.p99Ms)),
-        p999Ms: median(ok.map((r) => r.p999Ms)),
+        p50Ms: round(median(ok.map((r) => r.p50Ms)), 3),
+        p99Ms: round(median(ok.map((r) => r.p99Ms)), 3),
+        p999Ms: round(median(ok.map((r) => r.p999Ms)), 3),
         clientUsPerCall: round(median(mine.map((r) => r.clientUsPerCall)), 1),
         serverUsPerCall: round(median(mine.map((r) => r.serverUsPerCall)), 1),
         brokerUsPerCall: round(median(mine.map((r) => r.brokerUsPerCall)), 1),
-        clientMaxRssMb: median(ok.map((r) => r.maxRssMb)),
+        clientMaxRssMb: round(median(ok.map((r) => r.maxRssMb)), 1),
         otherCpuShare: round(median(mine.map(otherShare)), 3),
       });
     }
