@@ -1,4 +1,5 @@
-import { AMQPClient, type AMQPBaseClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
+import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
+import type { AmqpClientLike } from './transport.js';
 import { RpcError, type RpcErrorCode } from './errors.js';
 import { messageOf } from './codec.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
@@ -99,15 +100,16 @@ function connectError(error: unknown, where: string): RpcError {
 }
 
 /** Drops the socket without the close handshake; safe on a half-open client. */
-export function forceClose(client: AMQPClient): void {
-  client.socket?.destroy();
+export function forceClose(client: AmqpClientLike): void {
+  if (client instanceof AMQPClient) client.socket?.destroy();
+  else client.close().catch(() => undefined);
 }
 
 /**
  * Coalesces every frame written in this tick (a reply and its ack, a burst of requests)
  * into one socket write: fewer syscalls and TCP segments for the same bytes.
  */
-export function batchWritesThisTick(connection: AMQPBaseClient): void {
+export function batchWritesThisTick(connection: unknown): void {
   const socket = connection instanceof AMQPClient ? connection.socket : undefined;
   if (!socket || socket.writableCorked > 0) return;
   socket.cork();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { AMQPChannel, AMQPMessage, AMQPProperties } from '@cloudamqp/amqp-client';
+import type { AMQPProperties } from '@cloudamqp/amqp-client';
+import type { AmqpChannelLike, AmqpMessageLike } from './transport.js';
 import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode } from './errors.js';
@@ -53,9 +54,9 @@ export class Caller implements LinkParticipant {
   readonly #idPrefix = `${randomBytes(6).toString('base64url')}.`;
   #nextId = 0;
   #unmatchedReplies = 0;
-  #channel: AMQPChannel | undefined;
+  #channel: AmqpChannelLike | undefined;
   #replyTo = '';
-  #opening: Promise<AMQPChannel> | undefined;
+  #opening: Promise<AmqpChannelLike> | undefined;
   #closedWith: RpcError | undefined;
   /** Unique per caller instance, so a restarted process never reads another's replies. */
   readonly #expiringQueueName = `rpc.reply.${randomBytes(8).toString('hex')}`;
@@ -142,12 +143,12 @@ export class Caller implements LinkParticipant {
     );
   }
 
-  async #writableChannel(): Promise<AMQPChannel> {
+  async #writableChannel(): Promise<AmqpChannelLike> {
     await this.#link.flow.wait();
     return this.#channel ?? (await this.#open());
   }
 
-  #publish(channel: AMQPChannel, call: PendingCall): void {
+  #publish(channel: AmqpChannelLike, call: PendingCall): void {
     call.properties.replyTo = this.#replyTo;
     batchWritesThisTick(channel.connection);
     // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
@@ -159,7 +160,7 @@ export class Caller implements LinkParticipant {
   }
 
   /** Opens the channel and the reply consumer once; concurrent callers share it. */
-  #open(): Promise<AMQPChannel> {
+  #open(): Promise<AmqpChannelLike> {
     this.#opening ??= this.#openChannel().catch((error: unknown) => {
       this.#opening = undefined;
       throw fromAmqpError(error, 'opening the reply channel failed');
@@ -167,7 +168,7 @@ export class Caller implements LinkParticipant {
     return this.#opening;
   }
 
-  async #openChannel(): Promise<AMQPChannel> {
+  async #openChannel(): Promise<AmqpChannelLike> {
     const client = await this.#link.ready();
     const channel = await client.channel();
     channel.onReturn = (message) => this.#onReturn(message);
@@ -209,7 +210,7 @@ export class Caller implements LinkParticipant {
     return channel;
   }
 
-  #onReply(message: AMQPMessage): void {
+  #onReply(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
     if (!call) {
@@ -230,7 +231,7 @@ export class Caller implements LinkParticipant {
     this.#settle(call.id, outcome);
   }
 
-  #onReturn(message: AMQPMessage): void {
+  #onReturn(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
     if (!call) return;
@@ -255,7 +256,7 @@ export class Caller implements LinkParticipant {
     else call.resolve(outcome);
   }
 
-  #channelLost(channel: AMQPChannel, error: RpcError): void {
+  #channelLost(channel: AmqpChannelLike, error: RpcError): void {
     if (this.#channel !== channel) return;
     this.#channel = undefined;
     this.#opening = undefined;
@@ -302,7 +303,7 @@ export class Caller implements LinkParticipant {
   }
 }
 
-function decodeReply(message: AMQPMessage): unknown {
+function decodeReply(message: AmqpMessageLike): unknown {
   const { headers, contentType } = message.properties;
   const status = headers?.[STATUS_HEADER];
   if (status === undefined) return decodeBody(message.body, contentType, 'INTERNAL');

@@ -30,6 +30,14 @@ export type {
   ServeNext,
 } from './interceptors.js';
 export type { Logger, LogFn } from './logger.js';
+export type {
+  AmqpChannelLike,
+  AmqpClientLike,
+  AmqpConsumerLike,
+  AmqpMessageLike,
+  AmqpProperties,
+  AmqpTransport,
+} from './transport.js';
 export type { CallerStats } from './caller.js';
 export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
 export { defineService, method, typeOnly } from './contract/define-service.js';

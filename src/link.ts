@@ -1,8 +1,8 @@
-import type { AMQPClient } from '@cloudamqp/amqp-client';
-import { forceClose, openAmqp } from './amqp.js';
+import { forceClose } from './amqp.js';
 import { RpcError } from './errors.js';
 import { FlowGate } from './flow.js';
 import type { Logger } from './logger.js';
+import type { AmqpClientLike } from './transport.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
 
 /**
@@ -17,7 +17,7 @@ export interface LinkParticipant {
   /** The connection is gone; channels and deliveries on it are void. */
   connectionLost(error: RpcError): void;
   /** A new connection is up; re-open channels, re-declare, re-consume. */
-  connectionRestored(client: AMQPClient): void;
+  connectionRestored(client: AmqpClientLike): void;
 }
 
 /**
@@ -31,15 +31,15 @@ export class Link {
   readonly #options: ResolvedConnectOptions;
   readonly #participants = new Set<LinkParticipant>();
   readonly #stateListeners = new Set<(state: ConnectionState) => void>();
-  #client: AMQPClient | undefined;
+  #client: AmqpClientLike | undefined;
   #url: string;
   #state: ConnectionState = 'connected';
   #reconnects = 0;
   /** Settles when the link is usable again (or ends); one per outage. */
   #restored:
     | {
-        promise: Promise<AMQPClient>;
-        resolve: (client: AMQPClient) => void;
+        promise: Promise<AmqpClientLike>;
+        resolve: (client: AmqpClientLike) => void;
         reject: (error: RpcError) => void;
       }
     | undefined;
@@ -48,7 +48,7 @@ export class Link {
   readonly #ended: Promise<RpcError | undefined>;
   #resolveEnded!: (error: RpcError | undefined) => void;
 
-  constructor(client: AMQPClient, url: string, options: ResolvedConnectOptions) {
+  constructor(client: AmqpClientLike, url: string, options: ResolvedConnectOptions) {
     this.#options = options;
     this.#url = url;
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
@@ -75,7 +75,7 @@ export class Link {
   }
 
   /** The open client, or undefined while reconnecting or closed. */
-  get client(): AMQPClient | undefined {
+  get client(): AmqpClientLike | undefined {
     return this.#client;
   }
 
@@ -85,7 +85,7 @@ export class Link {
   }
 
   /** The open client now, or once the link is back; rejects once it has ended. */
-  ready(): Promise<AMQPClient> {
+  ready(): Promise<AmqpClientLike> {
     if (this.#client) return Promise.resolve(this.#client);
     if (this.#endedWith) return Promise.reject(this.#endedWith);
     if (this.#restored) return this.#restored.promise;
@@ -122,7 +122,7 @@ export class Link {
     }
   }
 
-  #adopt(client: AMQPClient, url: string): void {
+  #adopt(client: AmqpClientLike, url: string): void {
     this.#client = client;
     this.#url = url;
     client.onblocked = () => {
@@ -148,9 +148,9 @@ export class Link {
     this.logger.warn({ url: redactUrl(this.#url), code: error.code }, error.message);
     this.#client = undefined;
     this.flow.unblock();
-    let resolve!: (client: AMQPClient) => void;
+    let resolve!: (client: AmqpClientLike) => void;
     let reject!: (error: RpcError) => void;
-    const promise = new Promise<AMQPClient>((res, rej) => {
+    const promise = new Promise<AmqpClientLike>((res, rej) => {
       resolve = res;
       reject = rej;
     });
@@ -182,7 +182,7 @@ export class Link {
     for (const url of this.#options.urls) {
       if (this.#isEnded()) return;
       try {
-        const client = await openAmqp(url, this.#options);
+        const client = await this.#options.transport(url, this.#options);
         if (this.#isEnded()) {
           forceClose(client);
           return;
@@ -209,7 +209,7 @@ export class Link {
     return this.#endedWith !== undefined;
   }
 
-  #restore(client: AMQPClient, url: string): void {
+  #restore(client: AmqpClientLike, url: string): void {
     this.#adopt(client, url);
     this.#reconnects++;
     this.logger.info({ url: redactUrl(url), reconnects: this.#reconnects }, 'reconnected');
@@ -243,7 +243,7 @@ export async function openLink(options: ResolvedConnectOptions): Promise<Link> {
   let lastError: RpcError | undefined;
   for (const url of options.urls) {
     try {
-      return new Link(await openAmqp(url, options), url, options);
+      return new Link(await options.transport(url, options), url, options);
     } catch (error) {
       lastError = RpcError.from(error, 'UNAVAILABLE');
       // A refused login will not get better on the next URL.

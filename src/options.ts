@@ -1,6 +1,8 @@
 import { Buffer } from 'node:buffer';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
+import { openAmqp } from './amqp.js';
 import { RpcError } from './errors.js';
+import type { AmqpTransport } from './transport.js';
 import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
 import { safeLogger, type Logger } from './logger.js';
 
@@ -53,6 +55,11 @@ export interface ConnectOptions {
   serveInterceptors?: readonly ServeInterceptor[];
   /** A pino-style logger; rabbit-rpc logs nothing without one, and never payloads or passwords. */
   logger?: Logger;
+  /**
+   * How connections are opened. The default is a real AMQP connection over TCP or TLS;
+   * `rabbit-rpc/testing`'s in-memory broker supplies one for unit tests.
+   */
+  transport?: AmqpTransport;
 }
 
 /** Backoff of {@link ConnectOptions.reconnect}. */
@@ -149,6 +156,7 @@ export interface ResolvedConnectOptions {
   readonly callInterceptors: readonly CallInterceptor[];
   readonly serveInterceptors: readonly ServeInterceptor[];
   readonly logger: Logger;
+  readonly transport: AmqpTransport;
 }
 
 export interface ResolvedServeOptions {
@@ -222,6 +230,7 @@ export function resolveConnectOptions(
     callInterceptors: functions('callInterceptors', options.callInterceptors),
     serveInterceptors: functions('serveInterceptors', options.serveInterceptors),
     logger: safeLogger(options.logger),
+    transport: options.transport ?? openAmqp,
   };
 }
 

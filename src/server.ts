@@ -1,11 +1,10 @@
+import type { AMQPProperties, Field } from '@cloudamqp/amqp-client';
 import type {
-  AMQPChannel,
-  AMQPClient,
-  AMQPConsumer,
-  AMQPMessage,
-  AMQPProperties,
-  Field,
-} from '@cloudamqp/amqp-client';
+  AmqpChannelLike,
+  AmqpClientLike,
+  AmqpConsumerLike,
+  AmqpMessageLike,
+} from './transport.js';
 import { batchWritesThisTick, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
@@ -61,7 +60,7 @@ class RequestContext implements HandlerContext {
   #done = false;
   constructor(
     readonly queue: string,
-    private readonly message: AMQPMessage,
+    private readonly message: AmqpMessageLike,
     readonly deadline: number | undefined,
   ) {}
 
@@ -124,8 +123,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   #replied = 0;
   #expired = 0;
   #recoveries = 0;
-  #channel: AMQPChannel | undefined;
-  #consumer: AMQPConsumer | undefined;
+  #channel: AmqpChannelLike | undefined;
+  #consumer: AmqpConsumerLike | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
   readonly #closed: Promise<RpcError | undefined>;
@@ -171,8 +170,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     this.#link.join(this);
   }
 
-  async #consume(client: AMQPClient): Promise<void> {
-    let channel: AMQPChannel | undefined;
+  async #consume(client: AmqpClientLike): Promise<void> {
+    let channel: AmqpChannelLike | undefined;
     try {
       channel = await client.channel();
       if (this.#options.declare) {
@@ -206,7 +205,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 
   /** The broker cancelled the consumer (queue deleted) or closed the channel (a channel error). */
-  #consumerStopped(channel: AMQPChannel, error: RpcError): void {
+  #consumerStopped(channel: AmqpChannelLike, error: RpcError): void {
     if (this.#channel !== channel || this.#closing) return;
     this.#channel = undefined;
     this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
@@ -216,7 +215,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     if (client && !client.closed) this.#recover(client);
   }
 
-  #recover(client: AMQPClient): void {
+  #recover(client: AmqpClientLike): void {
     this.#consume(client).then(
       () => {
         this.#recoveries++;
@@ -226,7 +225,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     );
   }
 
-  #onRequest(channel: AMQPChannel, message: AMQPMessage): void {
+  #onRequest(channel: AmqpChannelLike, message: AmqpMessageLike): void {
     const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
     if (deadline !== undefined && deadline <= Date.now()) {
       // The caller has given up: running the handler would be wasted work.
@@ -242,7 +241,11 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     );
   }
 
-  async #run(channel: AMQPChannel, message: AMQPMessage, ctx: RequestContext): Promise<void> {
+  async #run(
+    channel: AmqpChannelLike,
+    message: AmqpMessageLike,
+    ctx: RequestContext,
+  ): Promise<void> {
     let reply: EncodedBody;
     let headers: Record<string, Field> | undefined;
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
@@ -296,8 +299,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
    * is sent, and no stale delivery tag is acked.
    */
   async #reply(
-    channel: AMQPChannel,
-    message: AMQPMessage,
+    channel: AmqpChannelLike,
+    message: AmqpMessageLike,
     reply: EncodedBody,
     headers: Record<string, Field> | undefined,
   ): Promise<void> {
@@ -363,7 +366,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 
   /** @internal A new connection: consume again. */
-  connectionRestored(client: AMQPClient): void {
+  connectionRestored(client: AmqpClientLike): void {
     if (!this.#closing) this.#recover(client);
   }
 
@@ -390,13 +393,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 }
 
-function ack(channel: AMQPChannel, message: AMQPMessage): void {
+function ack(channel: AmqpChannelLike, message: AmqpMessageLike): void {
   if (channel.closed) return;
   channel.basicAck(message.deliveryTag).catch(() => undefined);
 }
 
 /** Reads `closed` afresh: it changes while a handler awaits. */
-function isClosed(channel: AMQPChannel): boolean {
+function isClosed(channel: AmqpChannelLike): boolean {
   return channel.closed;
 }
 

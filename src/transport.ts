@@ -1,0 +1,77 @@
+import type { AMQPProperties, Field } from '@cloudamqp/amqp-client';
+import type { ResolvedConnectOptions } from './options.js';
+
+/**
+ * The slice of an AMQP 0-9-1 client that rabbit-rpc uses. @cloudamqp/amqp-client's classes
+ * fit it as they are; `rabbit-rpc/testing`'s in-memory broker implements it too, so the
+ * same caller and server code runs against either.
+ */
+export interface AmqpClientLike {
+  readonly closed: boolean;
+  /** Set while the broker blocks publishers (connection.blocked), to the reason given. */
+  readonly blocked?: string | undefined;
+  onblocked?: ((reason: string) => void) | undefined;
+  onunblocked?: (() => void) | undefined;
+  /** Called when the connection ends without `close()` (the error says why). */
+  ondisconnect?: ((error?: Error) => void) | undefined;
+  channel(): Promise<AmqpChannelLike>;
+  close(): Promise<void>;
+}
+
+/** One AMQP channel. */
+export interface AmqpChannelLike {
+  readonly closed: boolean;
+  /** The connection the channel belongs to (used to batch socket writes). */
+  readonly connection: unknown;
+  /** Called with each message the broker returns (mandatory publish, no route). */
+  onReturn(message: AmqpMessageLike): void;
+  queueDeclare(
+    name: string,
+    params: { durable?: boolean; autoDelete?: boolean; exclusive?: boolean; passive?: boolean },
+    args?: Record<string, Field>,
+  ): Promise<{ name: string; messageCount: number; consumerCount: number }>;
+  queueDelete(name: string): Promise<unknown>;
+  basicQos(prefetchCount: number): Promise<void>;
+  basicConsume(
+    queue: string,
+    params: { noAck?: boolean; exclusive?: boolean },
+    callback: (message: AmqpMessageLike) => void,
+  ): Promise<AmqpConsumerLike>;
+  basicPublish(
+    exchange: string,
+    routingKey: string,
+    body: Uint8Array,
+    properties: AMQPProperties,
+    mandatory?: boolean,
+  ): Promise<unknown>;
+  basicAck(deliveryTag: number): Promise<void>;
+  basicNack(deliveryTag: number, requeue: boolean): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** A consumer: `wait()` resolves when it is cancelled by us, rejects when the broker ends it. */
+export interface AmqpConsumerLike {
+  wait(): Promise<void>;
+  cancel(): Promise<unknown>;
+}
+
+/** A delivered or returned message. */
+export interface AmqpMessageLike {
+  readonly properties: AMQPProperties;
+  readonly body: Uint8Array | null;
+  readonly deliveryTag: number;
+  readonly redelivered: boolean;
+  readonly replyCode?: number | undefined;
+  readonly replyText?: string | undefined;
+}
+
+/**
+ * Opens one AMQP connection to `url`. The default opens a real TCP (or TLS) connection;
+ * `rabbit-rpc/testing` provides an in-memory one for unit tests.
+ */
+export type AmqpTransport = (
+  url: string,
+  options: ResolvedConnectOptions,
+) => Promise<AmqpClientLike>;
+
+export type { AMQPProperties as AmqpProperties, Field as AmqpField };
