@@ -1,0 +1,129 @@
+// `npm run check:package`: builds dist/, then checks the package as npm would publish it.
+//
+//   1. tsup                 the build (ESM + CJS + types, and the CLI)
+//   2. publint --strict     package.json fields, `exports`, files present in the tarball
+//   3. npm pack, then attw  are-the-types-wrong on the tarball: every entry point must resolve,
+//                           with the right module kind, for node10, node16 (CJS and ESM) and
+//                           bundler
+//   4. smoke test           the tarball, unpacked under .tmp/, loaded by `require` and by
+//                           `import`: each entry point has the same exports both ways, the main
+//                           entry loads no package but @cloudamqp/amqp-client, the CLI starts.
+//
+// The tarball is packed with --ignore-scripts, so `prepare` does not build a second time.
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const bin = (name) => path.join(root, 'node_modules', '.bin', name);
+// Outside the checkout: inside it, `require('rabbit-rpc')` would resolve to the checkout
+// itself (package self-reference), not to the tarball.
+const work = mkdtempSync(path.join(os.tmpdir(), 'rabbit-rpc-check-package-'));
+
+function step(title, command, args, options = {}) {
+  console.log(`check:package: ${title}`);
+  const result = spawnSync(command, args, { cwd: root, encoding: 'utf8', ...options });
+  if (result.error) fail(`${title}: ${result.error.message}`);
+  if (result.status !== 0) {
+    process.stdout.write(result.stdout ?? '');
+    process.stderr.write(result.stderr ?? '');
+    fail(`${title} failed (exit ${String(result.status)})`);
+  }
+  return result.stdout;
+}
+
+function fail(message) {
+  console.error(`check:package: ${message}`);
+  rmSync(work, { recursive: true, force: true });
+  process.exit(1);
+}
+
+const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json');
+
+step('build (tsup)', bin('tsup'), [], { stdio: ['ignore', 'pipe', 'pipe'] });
+process.stdout.write(step('publint --strict', bin('publint'), ['--strict']));
+
+const packed = JSON.parse(
+  step('npm pack', 'npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', work]),
+);
+const tarball = path.join(work, packed[0].filename);
+process.stdout.write(
+  step('attw (are the types wrong)', bin('attw'), [tarball, '--format', 'table-flipped'], {
+    env: { ...process.env, FORCE_COLOR: '0' },
+  }),
+);
+
+const installed = path.join(work, 'node_modules', pkg.name);
+mkdirSync(installed, { recursive: true });
+step('unpack', 'tar', ['-xzf', tarball, '-C', installed, '--strip-components=1']);
+// The dependencies and optional peers, from the checkout, next to the unpacked package.
+for (const dep of [
+  ...Object.keys(pkg.dependencies ?? {}),
+  ...Object.keys(pkg.peerDependencies ?? {}),
+]) {
+  const link = path.join(work, 'node_modules', dep);
+  mkdirSync(path.dirname(link), { recursive: true });
+  symlinkSync(path.join(root, 'node_modules', dep), link, 'dir');
+}
+
+// Runs in `work`, where `require('rabbit-rpc')` finds the unpacked tarball.
+const smoke = `
+const { name, subpaths, allowed } = JSON.parse(process.env.CHECK_PACKAGE);
+const problems = [];
+(async () => {
+  for (const sub of subpaths) {
+    const id = name + sub.slice(1);
+    if (!require.resolve(id).startsWith(require('node:fs').realpathSync(process.cwd())))
+      problems.push(id + ' resolves outside the unpacked tarball: ' + require.resolve(id));
+    const cjs = Object.keys(require(id)).sort();
+    const esm = Object.keys(await import(id))
+      .filter((key) => key !== 'default' && key !== 'module.exports')
+      .sort();
+    if (cjs.length === 0) problems.push(id + ': require() gives no exports');
+    if (cjs.join() !== esm.join())
+      problems.push(id + ': require() and import() differ: ' + cjs.join() + ' / ' + esm.join());
+  }
+  // What loading the main entry alone pulls in, seen from a fresh process.
+  const fresh = require('node:child_process').spawnSync(
+    process.execPath,
+    ['-e', 'require(process.env.NAME); console.log(JSON.stringify(Object.keys(require.cache)))'],
+    { encoding: 'utf8', env: { ...process.env, NAME: name } },
+  );
+  const packages = new Set();
+  for (const file of JSON.parse(fresh.stdout)) {
+    const at = file.lastIndexOf('node_modules/');
+    if (at === -1) continue;
+    const parts = file.slice(at + 'node_modules/'.length).split('/');
+    packages.add(parts[0].startsWith('@') ? parts[0] + '/' + parts[1] : parts[0]);
+  }
+  for (const p of packages) if (!allowed.includes(p)) problems.push('the main entry loads ' + p);
+  if (problems.length > 0) {
+    console.error(problems.join('\\n'));
+    process.exit(1);
+  }
+  console.log(
+    'require() and import() agree on ' + subpaths.join(', ') +
+      '; the main entry loads ' + [...packages].sort().join(', '),
+  );
+})();
+`;
+const config = {
+  name: pkg.name,
+  subpaths,
+  allowed: [pkg.name, ...Object.keys(pkg.dependencies ?? {})],
+};
+process.stdout.write(
+  step('smoke test (require and import of the tarball)', process.execPath, ['-e', smoke], {
+    cwd: work,
+    env: { ...process.env, CHECK_PACKAGE: JSON.stringify(config) },
+  }),
+);
+const cli = path.join(installed, pkg.bin[pkg.name]);
+const version = step('CLI --version', process.execPath, [cli, '--version']).trim();
+if (version !== pkg.version) fail(`the packed CLI says version ${version}, not ${pkg.version}`);
+
+rmSync(work, { recursive: true, force: true });
+console.log(`check:package: ${pkg.name}@${pkg.version} is fine (${packed[0].entryCount} files)`);
