@@ -6,9 +6,10 @@
  * - {@link startPrivateCluster}: several such nodes clustered together.
  * - {@link FaultProxy}: an in-process TCP proxy that passes, black-holes, resets, delays
  *   or refuses connections on demand.
+ * - {@link MemoryBroker}: an AMQP broker in memory, for unit tests without RabbitMQ.
  *
- * They need `rabbitmq-server` installed (Debian/Ubuntu: `apt-get install rabbitmq-server`;
- * the system service need not run). docs/testing.md has examples.
+ * The first three need `rabbitmq-server` installed (Debian/Ubuntu: `apt-get install
+ * rabbitmq-server`; the system service need not run). docs/testing.md has examples.
  * @packageDocumentation
  */
 export {
@@ -29,3 +30,5 @@ export type { FaultMode, FaultProxyOptions, FaultProxyTarget } from './fault-pro
 export { freePort, amqpAnswers } from './ports.js';
 export { createTestCertificates } from './tls.js';
 export type { TestCertificates } from './tls.js';
+export { MemoryBroker } from './memory-broker.js';
+export type { MemoryQueueInfo } from './memory-broker.js';
