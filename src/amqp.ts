@@ -1,5 +1,6 @@
 import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
 import type { AmqpClientLike } from './transport.js';
+import { boundBufferPool } from './write-batch.js';
 import { RpcError, type RpcErrorCode } from './errors.js';
 import { messageOf } from './codec.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
@@ -49,6 +50,7 @@ export async function openAmqp(url: string, options: ResolvedConnectOptions): Pr
   // The library spreads these into net.connect / tls.connect; its type lists only TLS fields.
   const socketOptions = { noDelay: true, ...options.tls } as AMQPTlsOptions;
   const client = new AMQPClient(target.toString(), socketOptions, null);
+  boundBufferPool(client);
   // The library logs connection errors here by default; we report them through promises.
   client.onerror = () => undefined;
 
@@ -103,19 +105,4 @@ function connectError(error: unknown, where: string): RpcError {
 export function forceClose(client: AmqpClientLike): void {
   if (client instanceof AMQPClient) client.socket?.destroy();
   else client.close().catch(() => undefined);
-}
-
-/**
- * Coalesces every frame written in this tick (a reply and its ack, a burst of requests)
- * into one socket write: fewer syscalls and TCP segments for the same bytes.
- */
-export function batchWritesThisTick(connection: unknown): void {
-  const socket = connection instanceof AMQPClient ? connection.socket : undefined;
-  if (!socket || socket.writableCorked > 0) return;
-  socket.cork();
-  process.nextTick(uncork, socket);
-}
-
-function uncork(socket: NonNullable<AMQPClient['socket']>): void {
-  socket.uncork();
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { AMQPProperties } from '@cloudamqp/amqp-client';
 import type { AmqpChannelLike, AmqpMessageLike } from './transport.js';
-import { batchWritesThisTick, fromAmqpError } from './amqp.js';
+import { fromAmqpError } from './amqp.js';
+import { batchWritesThisTick } from './write-batch.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
@@ -87,6 +88,7 @@ export class Caller implements LinkParticipant {
       timeoutMs = resolveTimeoutMs(options.timeoutMs, this.#options.defaultTimeoutMs);
       if (options.signal?.aborted) throw cancelled(options.signal);
       if (this.#closedWith) throw this.#closedWith;
+      if (options.headers) checkHeaders(options.headers);
       const encoded = encodeBody(payload, 'INVALID_ARGUMENT');
       body = encoded.body;
       if (body.length > this.#options.maxPayloadBytes) {
@@ -110,9 +112,8 @@ export class Caller implements LinkParticipant {
     }
     return new Promise<unknown>((resolve, reject) => {
       const id = this.#idPrefix + (this.#nextId++).toString(36);
+      // Also the request's stable id for deduplication (ctx.messageId): no message_id sent.
       properties.correlationId = id;
-      // A stable id for deduplication on the server, the same on every delivery.
-      properties.messageId = id;
       const call = new PendingCall(id, queue, body, properties, resolve, reject, options.signal);
       this.#pending.set(id, call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
@@ -300,6 +301,20 @@ export class Caller implements LinkParticipant {
     this.#closedWith ??= laterError;
     this.#link.leave(this);
     this.#failAll(pendingError);
+  }
+}
+
+/** Headers travel in one AMQP frame with the other properties: keep them well below it. */
+const MAX_HEADERS_BYTES = 8 * 1024;
+
+function checkHeaders(headers: Readonly<Record<string, unknown>>): void {
+  let size = 0;
+  for (const [key, value] of Object.entries(headers)) size += key.length + String(value).length + 8;
+  if (size > MAX_HEADERS_BYTES) {
+    throw new RpcError(
+      'INVALID_ARGUMENT',
+      `headers take about ${size} bytes; the limit is ${MAX_HEADERS_BYTES}`,
+    );
   }
 }
 

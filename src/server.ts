@@ -5,12 +5,14 @@ import type {
   AmqpConsumerLike,
   AmqpMessageLike,
 } from './transport.js';
-import { batchWritesThisTick, fromAmqpError } from './amqp.js';
+import { AckBatcher } from './ack-batch.js';
+import { fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
 import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
+import { batchWritesThisTick } from './write-batch.js';
 
 /** What a handler knows about the request it is running. */
 export interface HandlerContext {
@@ -25,7 +27,11 @@ export interface HandlerContext {
   readonly headers: Readonly<Record<string, unknown>>;
   /** The request's correlation id, echoed on the reply. */
   readonly correlationId: string | undefined;
-  /** The AMQP message id, when the caller set one (stable across redeliveries). */
+  /**
+   * A stable id of the request for deduplication, the same on every redelivery: the AMQP
+   * `message_id` if the caller set one, else the correlation id (rabbit-rpc callers make it
+   * unique per call).
+   */
   readonly messageId: string | undefined;
   /** True when the broker may have delivered this request before (a hint, not a proof). */
   readonly redelivered: boolean;
@@ -86,7 +92,8 @@ class RequestContext implements HandlerContext {
     return this.message.properties.correlationId;
   }
   get messageId(): string | undefined {
-    return this.message.properties.messageId;
+    const { messageId, correlationId } = this.message.properties;
+    return messageId ?? correlationId;
   }
   get redelivered(): boolean {
     return this.message.redelivered;
@@ -182,10 +189,10 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
         );
       }
       await channel.basicQos(this.#options.prefetch);
-      const consuming = channel;
+      const acks = new AckBatcher(channel);
       this.#channel = channel;
       this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {
-        this.#onRequest(consuming, message);
+        this.#onRequest(acks, message);
       });
     } catch (error) {
       this.#channel = undefined;
@@ -225,27 +232,24 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     );
   }
 
-  #onRequest(channel: AmqpChannelLike, message: AmqpMessageLike): void {
+  #onRequest(acks: AckBatcher, message: AmqpMessageLike): void {
+    acks.received(message.deliveryTag);
     const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
     if (deadline !== undefined && deadline <= Date.now()) {
       // The caller has given up: running the handler would be wasted work.
       this.#expired++;
-      ack(channel, message);
+      acks.ack(message.deliveryTag);
       return;
     }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
-    this.#run(channel, message, ctx).then(
+    this.#run(acks, message, ctx).then(
       () => this.#finish(ctx),
       () => this.#finish(ctx),
     );
   }
 
-  async #run(
-    channel: AmqpChannelLike,
-    message: AmqpMessageLike,
-    ctx: RequestContext,
-  ): Promise<void> {
+  async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
     let reply: EncodedBody;
     let headers: Record<string, Field> | undefined;
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
@@ -277,19 +281,17 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
           'handler failed',
         );
       }
-      headers = { [STATUS_HEADER]: error.code, [MESSAGE_HEADER]: error.message };
+      headers = { [STATUS_HEADER]: error.code, [MESSAGE_HEADER]: truncate(error.message) };
       if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
-        headers[STACK_HEADER] = thrown.stack;
+        headers[STACK_HEADER] = truncate(thrown.stack);
       }
       reply = encodeErrorDetails(error.details);
     }
-    await this.#reply(channel, message, reply, headers);
-    if (poison && this.#options.deadLetter) {
-      // Answered, and kept for inspection in the dead-letter exchange; never requeued.
-      if (!channel.closed) channel.basicNack(message.deliveryTag, false).catch(() => undefined);
-    } else {
-      ack(channel, message);
-    }
+    await this.#reply(acks.channel, message, reply, headers);
+    // Answered; a poison request is kept for inspection in the dead-letter exchange, if the
+    // queue has one. Never requeued.
+    if (poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
+    else acks.ack(message.deliveryTag);
   }
 
   /**
@@ -393,14 +395,16 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 }
 
-function ack(channel: AmqpChannelLike, message: AmqpMessageLike): void {
-  if (channel.closed) return;
-  channel.basicAck(message.deliveryTag).catch(() => undefined);
-}
-
 /** Reads `closed` afresh: it changes while a handler awaits. */
 function isClosed(channel: AmqpChannelLike): boolean {
   return channel.closed;
+}
+
+/** Error headers stay small: a reply's properties must fit one AMQP frame. */
+const MAX_ERROR_TEXT = 2_000;
+
+function truncate(text: string): string {
+  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}…`;
 }
 
 function readDeadline(value: unknown): number | undefined {

@@ -44,7 +44,7 @@ export interface AmqpChannelLike {
     properties: AMQPProperties,
     mandatory?: boolean,
   ): Promise<unknown>;
-  basicAck(deliveryTag: number): Promise<void>;
+  basicAck(deliveryTag: number, multiple?: boolean): Promise<void>;
   basicNack(deliveryTag: number, requeue: boolean): Promise<void>;
   close(): Promise<void>;
 }

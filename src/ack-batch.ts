@@ -1,0 +1,51 @@
+import type { AmqpChannelLike } from './transport.js';
+import { batchWritesThisTick } from './write-batch.js';
+
+/**
+ * Acks a consuming channel's deliveries in batches: the acks asked for in one tick go out
+ * as a single `basic.ack` with `multiple` when no delivery below the highest of them is
+ * still being handled (a multiple ack would settle it too early), else one by one. Nacks
+ * are never batched: they go out at once, so a later multiple ack cannot cover them.
+ */
+export class AckBatcher {
+  readonly channel: AmqpChannelLike;
+  /** Delivery tags received and not yet acked or nacked. */
+  readonly #unsettled = new Set<number>();
+  #toAck: number[] = [];
+  readonly #flush = () => this.#send();
+
+  constructor(channel: AmqpChannelLike) {
+    this.channel = channel;
+  }
+
+  received(deliveryTag: number): void {
+    this.#unsettled.add(deliveryTag);
+  }
+
+  ack(deliveryTag: number): void {
+    if (!this.#unsettled.delete(deliveryTag) || this.channel.closed) return;
+    this.#toAck.push(deliveryTag);
+    if (this.#toAck.length === 1) batchWritesThisTick(this.channel.connection, this.#flush);
+  }
+
+  /** Rejects without requeueing (dead-letters, when the queue has a dead-letter exchange). */
+  reject(deliveryTag: number): void {
+    if (!this.#unsettled.delete(deliveryTag) || this.channel.closed) return;
+    this.channel.basicNack(deliveryTag, false).catch(() => undefined);
+  }
+
+  #send(): void {
+    const tags = this.#toAck;
+    this.#toAck = [];
+    if (tags.length === 0 || this.channel.closed) return;
+    let highest = 0;
+    for (const tag of tags) if (tag > highest) highest = tag;
+    let lowestUnsettled = Infinity;
+    for (const tag of this.#unsettled) if (tag < lowestUnsettled) lowestUnsettled = tag;
+    if (tags.length > 1 && lowestUnsettled > highest) {
+      this.channel.basicAck(highest, true).catch(() => undefined);
+      return;
+    }
+    for (const tag of tags) this.channel.basicAck(tag, false).catch(() => undefined);
+  }
+}
