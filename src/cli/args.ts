@@ -34,6 +34,8 @@ export interface ServeArgs {
   readonly handler: HandlerSource;
   readonly prefetch: number | undefined;
   readonly url: string | undefined;
+  /** Exit on a lost connection instead of reconnecting (for supervisors that restart it). */
+  readonly reconnect: boolean;
 }
 
 export interface DemoArgs {
@@ -121,6 +123,7 @@ function parseServe(args: string[]): ServeArgs | HelpArgs {
     echo: { type: 'boolean' },
     module: { type: 'string' },
     prefetch: { type: 'string' },
+    'no-reconnect': { type: 'boolean' },
   });
   if (values['help'] === true) return { command: 'help', topic: 'serve' };
   const [queue, ...extra] = positionals;
@@ -138,6 +141,7 @@ function parseServe(args: string[]): ServeArgs | HelpArgs {
     handler: modulePath === undefined ? { kind: 'echo' } : { kind: 'module', path: modulePath },
     prefetch: integerValue('serve', '--prefetch', values['prefetch'], 1, 65_535),
     url: stringValue(values['url']),
+    reconnect: values['no-reconnect'] !== true,
   };
 }
 

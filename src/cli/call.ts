@@ -19,7 +19,13 @@ export async function runCall(args: CallArgs): Promise<number> {
   let rpc: RpcConnection | undefined;
   try {
     try {
-      rpc = await connect({ url, signal: interrupt.signal, connectionName: 'rabbit-rpc call' });
+      // One call: reconnecting would not save it (calls fail UNAVAILABLE on a loss anyway).
+      rpc = await connect({
+        url,
+        signal: interrupt.signal,
+        connectionName: 'rabbit-rpc call',
+        reconnect: false,
+      });
     } catch (error) {
       if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
       return reportConnectError(error, url);

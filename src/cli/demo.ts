@@ -21,7 +21,7 @@ export async function runDemo(args: DemoArgs): Promise<number> {
   const url = brokerUrl(args.url);
   let rpc: RpcConnection;
   try {
-    rpc = await connect({ url, connectionName: 'rabbit-rpc demo' });
+    rpc = await connect({ url, connectionName: 'rabbit-rpc demo', reconnect: false });
   } catch (error) {
     return reportConnectError(error, url);
   }

@@ -6,7 +6,8 @@ const TOP = `rabbit-rpc: request/response RPC over RabbitMQ
 
 Usage:
   rabbit-rpc call <queue> <json> [--url <url>] [--timeout-ms <n>]
-  rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--url <url>]
+  rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--no-reconnect]
+                   [--url <url>]
   rabbit-rpc demo [--url <url>]
 
 Commands:
@@ -42,7 +43,8 @@ Examples:
   rabbit-rpc call rpc_queue -- -1        (a JSON value starting with "-" goes after --)
 `;
 
-const SERVE = `Usage: rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--url <url>]
+const SERVE = `Usage: rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>]
+                        [--no-reconnect] [--url <url>]
 
 Declares <queue> (non-durable, as the seed does) and answers its requests until SIGINT
 or SIGTERM, then stops taking requests, lets running ones finish, and exits 0.
@@ -54,11 +56,13 @@ Options:
                       export, or named export "handler", is (request, ctx) => reply.
                       Throw RpcError from 'rabbit-rpc' to send an error code.
   --prefetch <n>      requests handled at once (default: 10)
+  --no-reconnect      exit 3 when the connection is lost (default: reconnect with
+                      backoff and keep serving; state changes are printed on stderr)
 ${URL_HELP}
   -h, --help          this help
 
 Exit codes: 0 stopped by a signal, 2 usage error or unloadable module, 3 UNAVAILABLE
-(no broker, or the connection was lost), 1 any other error.
+(no broker, or the connection was lost for good), 1 any other error.
 
 Examples:
   rabbit-rpc serve rpc_queue --echo

@@ -1,6 +1,13 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { connect, isRpcErrorCode, RpcError, type Handler, type RpcConnection } from '../index.js';
+import {
+  connect,
+  isRpcErrorCode,
+  RpcError,
+  type ConnectionState,
+  type Handler,
+  type RpcConnection,
+} from '../index.js';
 import { UsageError, type HandlerSource, type ServeArgs } from './args.js';
 import { brokerUrl, EXIT, exitCodeFor, printRpcError, reportConnectError } from './output.js';
 
@@ -29,10 +36,21 @@ export async function runServe(args: ServeArgs): Promise<number> {
   try {
     let rpc: RpcConnection;
     try {
-      rpc = await connect({ url, connectionName: `rabbit-rpc serve ${args.queue}` });
+      rpc = await connect({
+        url,
+        connectionName: `rabbit-rpc serve ${args.queue}`,
+        ...(args.reconnect ? {} : { reconnect: false }),
+      });
     } catch (error) {
       return reportConnectError(error, url);
     }
+    const connection = rpc;
+    let previous: ConnectionState = rpc.state;
+    const unsubscribe = rpc.onStateChange((state) => {
+      const line = stateLine(previous, state, connection.url);
+      previous = state;
+      if (line !== undefined) process.stderr.write(line + '\n');
+    });
     try {
       const server = await rpc.serve(
         args.queue,
@@ -42,7 +60,8 @@ export async function runServe(args: ServeArgs): Promise<number> {
       const what = args.handler.kind === 'echo' ? 'echo' : `module ${args.handler.path}`;
       process.stderr.write(`serving ${args.queue} on ${rpc.url} (${what})\n`);
 
-      const lost = await Promise.race([stopped.then(() => undefined), rpc.closed]);
+      // Ends on a signal, a connection lost for good, or a server that cannot consume any more.
+      const lost = await Promise.race([stopped.then(() => undefined), rpc.closed, server.closed]);
       if (lost) {
         printRpcError(lost);
         return exitCodeFor(lost);
@@ -56,12 +75,23 @@ export async function runServe(args: ServeArgs): Promise<number> {
       printRpcError(error);
       return exitCodeFor(error);
     } finally {
+      unsubscribe();
       await rpc.close();
     }
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** What `serve` says on stderr when the connection changes state; `closed` is reported apart. */
+function stateLine(from: ConnectionState, to: ConnectionState, url: string): string | undefined {
+  if (to === 'reconnecting') return `lost the connection to ${url}: reconnecting`;
+  if (to === 'blocked') return 'the broker blocks publishing (a resource alarm): replies wait';
+  if (to === 'connected') {
+    return from === 'blocked' ? 'the broker unblocked publishing' : `reconnected to ${url}`;
+  }
+  return undefined;
 }
 
 async function loadHandler(source: HandlerSource): Promise<Handler> {

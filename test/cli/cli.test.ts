@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as connectTcp, createServer, type Socket } from 'node:net';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test, type TestContext } from 'node:test';
 import { RpcError } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
 import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
@@ -287,8 +287,8 @@ describe('serve', () => {
     assert.doesNotMatch(result.stderr, /s3cret/);
   });
 
-  test('a lost connection is reported and exits 3', async () => {
-    // A TCP proxy of our own in front of the broker: cutting it cuts only this connection.
+  /** A TCP proxy of our own in front of the broker: cutting it cuts only our connections. */
+  async function startProxy(t: TestContext): Promise<{ url: string; cut: () => void }> {
     const broker = new URL(AMQP_URL);
     const sockets = new Set<Socket>();
     const proxy = createServer((client) => {
@@ -298,32 +298,64 @@ describe('serve', () => {
       const drop = (): void => {
         client.destroy();
         upstream.destroy();
+        sockets.delete(client);
+        sockets.delete(upstream);
       };
       client.on('error', drop).on('close', drop);
       upstream.on('error', drop).on('close', drop);
     });
+    const cut = (): void => {
+      for (const socket of sockets) socket.destroy();
+    };
     const listening = deferred();
     proxy.listen(0, '127.0.0.1', () => listening.resolve());
     await listening.promise;
-    after(() => proxy.close());
+    t.after(() => {
+      proxy.close();
+      cut();
+    });
     const address = proxy.address();
     assert.ok(address !== null && typeof address === 'object');
-    const viaProxy = new URL(AMQP_URL);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(address.port);
+    const url = new URL(AMQP_URL);
+    url.hostname = '127.0.0.1';
+    url.port = String(address.port);
+    return { url: url.toString(), cut };
+  }
 
+  test('a lost connection: reconnects, says so, and serves again', async (t) => {
+    const proxy = await startProxy(t);
+    const queue = uniqueQueue('cli.reconnect');
+    const server = startCli(['serve', queue, '--echo', '--url', proxy.url]);
+    await server.waitFor(/^serving /m, 'stderr');
+    proxy.cut();
+    await server.waitFor(
+      /^lost the connection to amqp:\/\/guest:\*\*\*@127\.0\.0\.1:\d+\/?: reconnecting$/m,
+      'stderr',
+    );
+    await server.waitFor(/^reconnected to /m, 'stderr');
+    const rpc = await connectForTest();
+    assert.equal(await rpc.call(queue, 'after the loss', { timeoutMs: 5_000 }), 'after the loss');
+    server.kill('SIGTERM');
+    const result = await runToEnd(server);
+    assert.equal(result.code, 0, result.stderr);
+  });
+
+  test('--no-reconnect: a lost connection is reported and exits 3', async (t) => {
+    const proxy = await startProxy(t);
     const server = startCli([
       'serve',
       uniqueQueue('cli.lost'),
       '--echo',
+      '--no-reconnect',
       '--url',
-      viaProxy.toString(),
+      proxy.url,
     ]);
     await server.waitFor(/^serving /m, 'stderr');
-    for (const socket of sockets) socket.destroy();
+    proxy.cut();
     const result = await runToEnd(server);
     assert.equal(result.code, EXIT.UNAVAILABLE, result.stderr);
-    assert.match(result.stderr, /^UNAVAILABLE: lost the connection/m);
+    assert.match(result.stderr, /^UNAVAILABLE: /m);
+    assert.doesNotMatch(result.stderr, /reconnecting/);
   });
 });
 
