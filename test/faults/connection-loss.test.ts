@@ -218,6 +218,46 @@ describe('connection loss with reconnect on (the default)', () => {
   }
 });
 
+describe("replyMode 'expiring-queue': replies survive a short disconnect", () => {
+  test('a call pending across a reconnect keeps waiting and resolves normally', async (t) => {
+    await using proxy = await FaultProxy.start(broker.url);
+    const server = await connect(broker.url);
+    t.after(() => server.close());
+    const caller = await connect({
+      url: proxy.url(broker.url),
+      replyMode: 'expiring-queue',
+      reconnect: { initialDelayMs: 50, maxDelayMs: 500 },
+    });
+    const states = recordStates(caller);
+    const queue = uniqueQueue('expiring');
+    const running = deferred();
+    const release = deferred();
+    await server.serve(queue, async (request: string) => {
+      if (request === 'slow') {
+        running.resolve();
+        await release.promise;
+      }
+      return request;
+    });
+    assert.equal(await caller.call(queue, 'warm-up', { timeoutMs: 5000 }), 'warm-up');
+    const call = caller.call(queue, 'slow', { timeoutMs: 20_000 });
+    await running.promise;
+    const cutAt = Date.now();
+    proxy.resetAll();
+    // The reply is sent while the caller is away (or just back): it waits in the queue.
+    release.resolve();
+    assert.equal(await call, 'slow');
+    t.diagnostic(`resolved ${Date.now() - cutAt} ms after the cut, states ${states.join(' > ')}`);
+    assert.deepEqual(states.slice(0, 2), ['reconnecting', 'connected']);
+    assert.equal(caller.stats().unmatchedReplies, 0);
+    assert.equal(caller.stats().pending, 0);
+    assert.match(await broker.ctl('list_queues', 'name', '--quiet'), /rpc\.reply\./);
+    // close() deletes the reply queue rather than leaving it to expire.
+    await caller.close();
+    assert.doesNotMatch(await broker.ctl('list_queues', 'name', '--quiet'), /rpc\.reply\./);
+  });
+});
+
 describe('connect() when the broker cannot be reached', () => {
   test('a refused connection fails fast with UNAVAILABLE', async () => {
     await using proxy = await FaultProxy.start(broker.url);
