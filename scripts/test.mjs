@@ -18,11 +18,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = ['unit', 'integration', 'cli', 'interop', 'contract', 'faults', 'testing'];
+const SUITES = ['unit', 'integration', 'cli', 'interop', 'contract', 'faults', 'testing', 'otel'];
 /** Suites that use the shared broker through AMQP_URL. */
-const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract']);
+const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel']);
 /** Suites that start private brokers themselves (they need rabbitmq-server installed). */
-const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing']);
+const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing', 'otel']);
 const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
 const TEST_TIMEOUT_MS = 120_000;
 const RABBITMQ_BIN_DIR = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';
