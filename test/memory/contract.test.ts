@@ -72,9 +72,8 @@ describe('service contracts over the memory broker', () => {
       },
     });
     const client = rpc.client(users);
-    const error = await client
-      .rename({ id: '1', name: '   ' })
-      .catch((caught: unknown) => caught as RpcError);
+    const error: unknown = await client.rename({ id: '1', name: '   ' }).catch((e: unknown) => e);
+    assert.ok(error instanceof RpcError);
     assert.equal(error.code, 'INVALID_ARGUMENT');
     const details = error.details as { issues: Array<{ path: unknown[] }> };
     assert.deepEqual(
