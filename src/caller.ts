@@ -1,6 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { AMQPProperties } from '@cloudamqp/amqp-client';
-import type { AmqpChannelLike, AmqpMessageLike } from './transport.js';
+import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
 import { fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { decodeBody, encodeBody } from './codec.js';
@@ -28,7 +27,7 @@ class PendingCall {
     readonly id: string,
     readonly queue: string,
     readonly body: Uint8Array,
-    readonly properties: AMQPProperties,
+    readonly properties: AmqpProperties,
     readonly resolve: (value: unknown) => void,
     readonly reject: (error: RpcError) => void,
     readonly signal: AbortSignal | undefined,
@@ -81,7 +80,7 @@ export class Caller implements LinkParticipant {
   ): Promise<unknown> {
     let timeoutMs: number;
     let body: Uint8Array;
-    let properties: AMQPProperties;
+    let properties: AmqpProperties;
     // Everything that can fail synchronously fails here, before anything is published.
     try {
       checkQueueName(queue);

@@ -27,6 +27,9 @@ export type RpcErrorCode = (typeof ERROR_CODES)[number];
 
 const CODE_SET: ReadonlySet<string> = new Set(ERROR_CODES);
 
+/** Marks RpcErrors across copies of the library: Symbol.for gives every copy the same key. */
+const BRAND = Symbol.for('rabbit-rpc.RpcError');
+
 /** True when `value` is one of the closed set of {@link ERROR_CODES}. */
 export function isRpcErrorCode(value: unknown): value is RpcErrorCode {
   return typeof value === 'string' && CODE_SET.has(value);
@@ -51,6 +54,15 @@ export interface RpcErrorOptions {
  * ```
  */
 export class RpcError extends Error {
+  /**
+   * `instanceof RpcError` holds for an RpcError from any copy of rabbit-rpc in the process
+   * (the ESM and the CommonJS build, a bundled CLI, two versions): the brand is shared.
+   */
+  static override [Symbol.hasInstance](value: unknown): value is RpcError {
+    return typeof value === 'object' && value !== null && BRAND in value;
+  }
+
+  readonly [BRAND] = true;
   override readonly name = 'RpcError';
   readonly code: RpcErrorCode;
   /** Structured data sent with the error, if any. */

@@ -8,6 +8,7 @@
  * const reply = await rpc.call('rpc_queue', 'Hello World', { timeoutMs: 5_000 });
  * ```
  * @packageDocumentation
+ * @module rabbit-rpc
  */
 export { connect, RpcConnection } from './connection.js';
 export type { ConnectionState, ConnectionStats } from './connection.js';

@@ -15,7 +15,7 @@ export interface ConnectOptions {
    * Broker URL, or several tried in turn until one answers.
    * @default process.env.AMQP_URL, else 'amqp://guest:guest@localhost:5672'
    */
-  url?: string | readonly string[];
+  url?: string | readonly string[] | undefined;
   /** How long `connect()` may take per URL before it gives up. @default 10000 */
   connectTimeoutMs?: number;
   /** AMQP heartbeat interval in seconds; 0 turns heartbeats off. @default 10 */
@@ -88,6 +88,8 @@ export interface ServeOptions {
   declare?: boolean;
   /** Declare the queue durable (survives broker restarts). @default false, as in the seed */
   durable?: boolean;
+  /** Declare the queue auto-delete: the broker deletes it when its last consumer goes. @default false */
+  autoDelete?: boolean;
   /**
    * How long `close()` waits for running handlers before it aborts their `ctx.signal` and
    * gives their requests back to the broker. @default 30000
@@ -163,6 +165,7 @@ export interface ResolvedServeOptions {
   readonly prefetch: number;
   readonly declare: boolean;
   readonly durable: boolean;
+  readonly autoDelete: boolean;
   readonly drainTimeoutMs: number;
   readonly exposeErrorStack: boolean;
   /** Whether undecodable requests are dead-lettered rather than acked. */
@@ -271,6 +274,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     prefetch: integer('prefetch', options.prefetch, SERVE_DEFAULTS.prefetch, 1, 65_535),
     declare: boolean('declare', options.declare, SERVE_DEFAULTS.declare),
     durable: quorum || boolean('durable', options.durable, SERVE_DEFAULTS.durable),
+    autoDelete: boolean('autoDelete', options.autoDelete, false),
     drainTimeoutMs: integer(
       'drainTimeoutMs',
       options.drainTimeoutMs,

@@ -1,9 +1,10 @@
-import type { AMQPProperties, Field } from '@cloudamqp/amqp-client';
 import type {
   AmqpChannelLike,
   AmqpClientLike,
   AmqpConsumerLike,
+  AmqpField,
   AmqpMessageLike,
+  AmqpProperties,
 } from './transport.js';
 import { AckBatcher } from './ack-batch.js';
 import { fromAmqpError } from './amqp.js';
@@ -184,7 +185,11 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       if (this.#options.declare) {
         await channel.queueDeclare(
           this.queue,
-          { durable: this.#options.durable, autoDelete: false, exclusive: false },
+          {
+            durable: this.#options.durable,
+            autoDelete: this.#options.autoDelete,
+            exclusive: false,
+          },
           this.#options.queueArguments,
         );
       }
@@ -251,7 +256,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
 
   async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
     let reply: EncodedBody;
-    let headers: Record<string, Field> | undefined;
+    let headers: Record<string, AmqpField> | undefined;
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
     let poison = true;
     try {
@@ -304,12 +309,12 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     channel: AmqpChannelLike,
     message: AmqpMessageLike,
     reply: EncodedBody,
-    headers: Record<string, Field> | undefined,
+    headers: Record<string, AmqpField> | undefined,
   ): Promise<void> {
     if (channel.closed) return;
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
-      const properties: AMQPProperties = { contentType: reply.contentType };
+      const properties: AmqpProperties = { contentType: reply.contentType };
       if (correlationId !== undefined) properties.correlationId = correlationId;
       if (headers) properties.headers = headers;
       if (this.#link.flow.blocked) {

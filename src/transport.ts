@@ -1,4 +1,3 @@
-import type { AMQPProperties, Field } from '@cloudamqp/amqp-client';
 import type { ResolvedConnectOptions } from './options.js';
 
 /**
@@ -28,7 +27,7 @@ export interface AmqpChannelLike {
   queueDeclare(
     name: string,
     params: { durable?: boolean; autoDelete?: boolean; exclusive?: boolean; passive?: boolean },
-    args?: Record<string, Field>,
+    args?: Record<string, AmqpField>,
   ): Promise<{ name: string; messageCount: number; consumerCount: number }>;
   queueDelete(name: string): Promise<unknown>;
   basicQos(prefetchCount: number): Promise<void>;
@@ -41,7 +40,7 @@ export interface AmqpChannelLike {
     exchange: string,
     routingKey: string,
     body: Uint8Array,
-    properties: AMQPProperties,
+    properties: AmqpProperties,
     mandatory?: boolean,
   ): Promise<unknown>;
   basicAck(deliveryTag: number, multiple?: boolean): Promise<void>;
@@ -57,7 +56,7 @@ export interface AmqpConsumerLike {
 
 /** A delivered or returned message. */
 export interface AmqpMessageLike {
-  readonly properties: AMQPProperties;
+  readonly properties: AmqpProperties;
   readonly body: Uint8Array | null;
   readonly deliveryTag: number;
   readonly redelivered: boolean;
@@ -74,4 +73,26 @@ export type AmqpTransport = (
   options: ResolvedConnectOptions,
 ) => Promise<AmqpClientLike>;
 
-export type { AMQPProperties as AmqpProperties, Field as AmqpField };
+/** A value in an AMQP field table (headers, queue arguments). */
+export type AmqpField = string | boolean | bigint | number | undefined | null | object;
+
+/**
+ * AMQP basic properties, as rabbit-rpc reads and writes them. Declared here rather than
+ * re-exported from the AMQP client so that CommonJS type resolution never needs the
+ * client's ESM-only typings.
+ */
+export interface AmqpProperties {
+  contentType?: string;
+  contentEncoding?: string;
+  headers?: Record<string, AmqpField>;
+  deliveryMode?: number;
+  priority?: number;
+  correlationId?: string;
+  replyTo?: string;
+  expiration?: string;
+  messageId?: string;
+  timestamp?: Date;
+  type?: string;
+  userId?: string;
+  appId?: string;
+}

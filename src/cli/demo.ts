@@ -49,7 +49,7 @@ export async function runDemo(args: DemoArgs): Promise<number> {
   };
 
   try {
-    await rpc.serve(queue, demoHandler);
+    await rpc.serve(queue, demoHandler, { autoDelete: true });
     process.stdout.write(`Connected to ${rpc.url}; serving the demo queue "${queue}".\n\n`);
 
     process.stdout.write('One call (the first one also opens the reply queue):\n');

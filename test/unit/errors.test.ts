@@ -35,3 +35,18 @@ test('RpcError.from keeps RpcErrors and wraps anything else', () => {
   assert.equal(wrapped.message, 'boom');
   assert.equal(RpcError.from('text', 'INTERNAL').code, 'INTERNAL');
 });
+
+interface ErrorsModule {
+  RpcError: typeof RpcError;
+}
+
+test('instanceof RpcError holds for an RpcError from another copy of the library', async () => {
+  // A second, separately loaded copy of the module stands for the CJS build or a bundle.
+  const copy = (await import(`../../src/errors.ts?copy=${Date.now()}`)) as ErrorsModule;
+  assert.notEqual(copy.RpcError, RpcError);
+  const foreign = new copy.RpcError('NOT_FOUND', 'elsewhere');
+  assert.ok(foreign instanceof RpcError);
+  assert.equal(RpcError.from(foreign), foreign, 'kept as is, code and all');
+  assert.ok(!(new Error('plain') instanceof RpcError));
+  assert.ok(!(({ code: 'NOT_FOUND' } as unknown) instanceof RpcError));
+});
