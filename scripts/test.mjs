@@ -18,7 +18,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SUITES = ['unit', 'integration', 'cli', 'interop', 'contract', 'faults', 'testing', 'otel', 'memory'];
+const SUITES = [
+  'unit',
+  'integration',
+  'cli',
+  'interop',
+  'contract',
+  'faults',
+  'testing',
+  'otel',
+  'memory',
+];
 /** Suites that use the shared broker through AMQP_URL. */
 const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel']);
 /** Suites that start private brokers themselves (they need rabbitmq-server installed). */
