@@ -3,7 +3,7 @@ import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transpo
 import { fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { decodeBody, encodeBody } from './codec.js';
-import { RpcError, isRpcErrorCode } from './errors.js';
+import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
 import {
   checkQueueName,
@@ -36,6 +36,10 @@ class PendingCall {
 
 /** Counters kept by the calling side; {@link RpcConnection.stats} returns a copy. */
 export interface CallerStats {
+  /** Calls made so far (including those refused before publishing). */
+  calls: number;
+  /** Calls that failed, by error code. */
+  errors: Partial<Record<RpcErrorCode, number>>;
   /** Calls waiting for a reply right now. */
   pending: number;
   /** Replies that matched no pending call (late after a timeout, duplicated, or foreign). */
@@ -54,6 +58,8 @@ export class Caller implements LinkParticipant {
   readonly #idPrefix = `${randomBytes(6).toString('base64url')}.`;
   #nextId = 0;
   #unmatchedReplies = 0;
+  #calls = 0;
+  readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
   #channel: AmqpChannelLike | undefined;
   #replyTo = '';
   #opening: Promise<AmqpChannelLike> | undefined;
@@ -68,7 +74,12 @@ export class Caller implements LinkParticipant {
   }
 
   get stats(): CallerStats {
-    return { pending: this.#pending.size, unmatchedReplies: this.#unmatchedReplies };
+    return {
+      calls: this.#calls,
+      errors: { ...this.#errors },
+      pending: this.#pending.size,
+      unmatchedReplies: this.#unmatchedReplies,
+    };
   }
 
   /** Publishes a request and resolves with the decoded reply, or rejects with an RpcError. */
@@ -78,6 +89,7 @@ export class Caller implements LinkParticipant {
     options: CallOptions = {},
     method?: string,
   ): Promise<unknown> {
+    this.#calls++;
     let timeoutMs: number;
     let body: Uint8Array;
     let properties: AmqpProperties;
@@ -107,7 +119,7 @@ export class Caller implements LinkParticipant {
       // The method name of a service call travels in the AMQP `type` property.
       if (method !== undefined) properties.type = method;
     } catch (error) {
-      return Promise.reject(RpcError.from(error, 'INTERNAL'));
+      return Promise.reject(this.#failed(RpcError.from(error, 'INTERNAL')));
     }
     return new Promise<unknown>((resolve, reject) => {
       const id = this.#idPrefix + (this.#nextId++).toString(36);
@@ -252,8 +264,13 @@ export class Caller implements LinkParticipant {
     this.#pending.delete(id);
     clearTimeout(call.timer);
     if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
-    if (outcome instanceof RpcError) call.reject(outcome);
+    if (outcome instanceof RpcError) call.reject(this.#failed(outcome));
     else call.resolve(outcome);
+  }
+
+  #failed(error: RpcError): RpcError {
+    this.#errors[error.code] = (this.#errors[error.code] ?? 0) + 1;
+    return error;
   }
 
   #channelLost(channel: AmqpChannelLike, error: RpcError): void {

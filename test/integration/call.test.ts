@@ -314,3 +314,24 @@ describe('requests that cannot be delivered', () => {
     );
   });
 });
+
+describe('stats()', () => {
+  test('counts calls, errors by code, pending calls and unmatched replies', async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('stats');
+    await rpc.serve(queue, (request) => {
+      if (request === 'missing') throw new RpcError('NOT_FOUND', 'no');
+      return 'ok';
+    });
+    await rpc.call(queue, 'a');
+    await rpc.call(queue, 'b');
+    await assert.rejects(rpc.call(queue, 'missing'), { code: 'NOT_FOUND' });
+    await assert.rejects(rpc.call(queue, 'x', { timeoutMs: -1 }), { code: 'INVALID_ARGUMENT' });
+    const stats = rpc.stats();
+    assert.equal(stats.calls, 4);
+    assert.deepEqual(stats.errors, { NOT_FOUND: 1, INVALID_ARGUMENT: 1 });
+    assert.equal(stats.pending, 0);
+    assert.equal(stats.reconnects, 0);
+    assert.equal(stats.servers[0]?.replied, 3);
+  });
+});
