@@ -71,14 +71,19 @@ export async function openAmqp(url: string, options: ResolvedConnectOptions): Pr
     return client;
   } catch (error) {
     forceClose(client);
-    throw connectError(error, where);
+    throw connectError(error, url);
   } finally {
     clearTimeout(timer);
   }
 }
 
-function connectError(error: unknown, where: string): RpcError {
+/**
+ * Maps a failed connection attempt to an RpcError: a refused login (403) is
+ * UNAUTHENTICATED, a refused vhost (530) PERMISSION_DENIED, anything else UNAVAILABLE.
+ */
+export function connectError(error: unknown, url: string): RpcError {
   if (error instanceof RpcError) return error;
+  const where = redactUrl(url);
   const replyCode = replyCodeOf(error);
   const text = messageOf(error);
   if (replyCode === 403) {

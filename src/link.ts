@@ -1,4 +1,4 @@
-import { forceClose } from './amqp.js';
+import { connectError, forceClose } from './amqp.js';
 import { RpcError } from './errors.js';
 import { FlowGate } from './flow.js';
 import type { Logger } from './logger.js';
@@ -53,6 +53,10 @@ export class Link {
     this.#url = url;
     this.#ended = new Promise((resolve) => (this.#resolveEnded = resolve));
     this.#adopt(client, url);
+    if (client.blocked !== undefined) {
+      this.flow.block();
+      this.#state = 'blocked';
+    }
   }
 
   get state(): ConnectionState {
@@ -190,7 +194,7 @@ export class Link {
         this.#restore(client, url);
         return;
       } catch (error) {
-        failure = RpcError.from(error, 'UNAVAILABLE');
+        failure = connectError(error, url);
         this.logger.debug({ url: redactUrl(url), attempt, code: failure.code }, failure.message);
         if (failure.code === 'UNAUTHENTICATED' || failure.code === 'PERMISSION_DENIED') break;
       }
@@ -245,7 +249,7 @@ export async function openLink(options: ResolvedConnectOptions): Promise<Link> {
     try {
       return new Link(await options.transport(url, options), url, options);
     } catch (error) {
-      lastError = RpcError.from(error, 'UNAVAILABLE');
+      lastError = connectError(error, url);
       // A refused login will not get better on the next URL.
       if (lastError.code !== 'UNAVAILABLE') break;
     }

@@ -1,5 +1,4 @@
-import { replyCodeOf } from '../amqp.js';
-import { messageOf } from '../codec.js';
+import { connectError } from '../amqp.js';
 import { RpcError } from '../errors.js';
 import { redactUrl } from '../options.js';
 import type { AmqpClientLike, AmqpField, AmqpProperties, AmqpTransport } from '../transport.js';
@@ -60,7 +59,7 @@ export class MemoryBroker implements AsyncDisposable {
     if (this.#closed) {
       throw new RpcError('UNAVAILABLE', `no AMQP broker answered at ${redactUrl(url)}: closed`);
     }
-    if (this.#refusal) throw refused(this.#refusal, url);
+    if (this.#refusal) throw connectError(this.#refusal, url);
     const client = new MemoryClient(this.#core, userOf(url));
     this.#core.clients.add(client);
     const blocked = this.#blocked;
@@ -185,24 +184,4 @@ function userOf(url: string): string {
   } catch {
     return 'guest';
   }
-}
-
-/** The same codes the real transport gives a refused connection. */
-function refused(error: Error, url: string): RpcError {
-  const where = redactUrl(url);
-  const text = messageOf(error);
-  const code = replyCodeOf(error);
-  if (code === 403) {
-    return new RpcError('UNAUTHENTICATED', `the broker at ${where} refused the login: ${text}`, {
-      cause: error,
-    });
-  }
-  if (code === 530) {
-    return new RpcError('PERMISSION_DENIED', `the broker at ${where} refused access: ${text}`, {
-      cause: error,
-    });
-  }
-  return new RpcError('UNAVAILABLE', `no AMQP broker answered at ${where}: ${text}`, {
-    cause: error,
-  });
 }
