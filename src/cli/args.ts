@@ -2,7 +2,7 @@ import { Buffer } from 'node:buffer';
 import { parseArgs } from 'node:util';
 
 /** The commands of the `rabbit-rpc` CLI. */
-export const COMMANDS = ['call', 'serve', 'demo'] as const;
+export const COMMANDS = ['call', 'ping', 'serve', 'demo'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** A command line the user got wrong: exit code 2, nothing was sent anywhere. */
@@ -23,6 +23,20 @@ export interface CallArgs {
   readonly request: unknown;
   readonly url: string | undefined;
   readonly timeoutMs: number | undefined;
+  /** A service method: sent in the AMQP `type` property. */
+  readonly method: string | undefined;
+  /** Timing and AMQP properties on stderr. */
+  readonly verbose: boolean;
+}
+
+export interface PingArgs {
+  readonly command: 'ping';
+  /** A queue name, or a service name whose queue is `rpc.<name>`. */
+  readonly target: string;
+  readonly url: string | undefined;
+  readonly timeoutMs: number | undefined;
+  /** One line of JSON on stdout instead of the sentence. */
+  readonly json: boolean;
 }
 
 export type HandlerSource =
@@ -52,7 +66,7 @@ export interface VersionArgs {
   readonly command: 'version';
 }
 
-export type ParsedCommandLine = CallArgs | ServeArgs | DemoArgs | HelpArgs | VersionArgs;
+export type ParsedCommandLine = CallArgs | PingArgs | ServeArgs | DemoArgs | HelpArgs | VersionArgs;
 
 /** The largest delay a Node timer accepts; the library's upper bound for timeouts. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -80,6 +94,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   switch (first) {
     case 'call':
       return parseCall(rest);
+    case 'ping':
+      return parsePing(rest);
     case 'serve':
       return parseServe(rest);
     case 'demo':
@@ -91,6 +107,8 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
   const { values, positionals } = parse('call', args, {
     url: { type: 'string' },
     'timeout-ms': { type: 'string' },
+    method: { type: 'string' },
+    verbose: { type: 'boolean', short: 'v' },
   });
   if (values['help'] === true) return { command: 'help', topic: 'call' };
   const [queue, json, ...extra] = positionals;
@@ -114,6 +132,27 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     request,
     url: stringValue(values['url']),
     timeoutMs: integerValue('call', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    method: methodName(stringValue(values['method'])),
+    verbose: values['verbose'] === true,
+  };
+}
+
+function parsePing(args: string[]): PingArgs | HelpArgs {
+  const { values, positionals } = parse('ping', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'ping' };
+  const [target, ...extra] = positionals;
+  if (target === undefined) throw new UsageError('ping needs a queue or service name', 'ping');
+  if (extra.length > 0) throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'ping');
+  return {
+    command: 'ping',
+    target: queueName(target, 'ping'),
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('ping', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    json: values['json'] === true,
   };
 }
 
@@ -201,6 +240,16 @@ function integerValue(
     );
   }
   return number;
+}
+
+/** `--method`: 1 to 255 bytes, as the AMQP `type` property (a short string) allows. */
+function methodName(name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  if (name.length === 0) throw new UsageError('--method needs a method name', 'call');
+  if (Buffer.byteLength(name) > 255) {
+    throw new UsageError('the method name is longer than 255 bytes', 'call');
+  }
+  return name;
 }
 
 function queueName(name: string, command: CommandName): string {

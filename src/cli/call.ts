@@ -1,4 +1,7 @@
-import { connect, RpcError, type RpcConnection } from '../index.js';
+import { performance } from 'node:perf_hooks';
+import { connect, RpcError, type CallOptions, type RpcConnection } from '../index.js';
+import { openAmqp } from '../amqp.js';
+import { redactUrl } from '../options.js';
 import type { CallArgs } from './args.js';
 import {
   brokerUrl,
@@ -8,16 +11,21 @@ import {
   printRpcError,
   reportConnectError,
 } from './output.js';
+import { tracingTransport } from './trace.js';
+import { VerboseCall } from './verbose.js';
 
 /** `rabbit-rpc call`: one request, the reply as JSON on stdout; returns the exit code. */
 export async function runCall(args: CallArgs): Promise<number> {
   const url = brokerUrl(args.url);
+  const verbose = args.verbose ? new VerboseCall() : undefined;
   const interrupt = new AbortController();
   const onSignal = (): void => interrupt.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   let rpc: RpcConnection | undefined;
   try {
+    verbose?.connecting(redactUrl(url));
+    const connectStarted = performance.now();
     try {
       // One call: reconnecting would not save it (calls fail UNAVAILABLE on a loss anyway).
       rpc = await connect({
@@ -25,18 +33,28 @@ export async function runCall(args: CallArgs): Promise<number> {
         signal: interrupt.signal,
         connectionName: 'rabbit-rpc call',
         reconnect: false,
+        // --verbose watches the request and reply on the wire; it changes nothing.
+        ...(verbose ? { transport: tracingTransport(openAmqp, verbose) } : {}),
       });
     } catch (error) {
       if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
       return reportConnectError(error, url);
     }
-    const options = { signal: interrupt.signal, ...optionalTimeout(args.timeoutMs) };
+    verbose?.connected(performance.now() - connectStarted);
+    const options: CallOptions = { signal: interrupt.signal };
+    if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
+    verbose?.calling(args.queue, args.method, args.timeoutMs);
     try {
-      const reply = await rpc.call(args.queue, args.request, options);
+      const reply =
+        args.method === undefined
+          ? await rpc.call(args.queue, args.request, options)
+          : await rpc.callMethod(args.queue, args.method, args.request, options);
+      verbose?.finished();
       writeReply(reply);
       return EXIT.OK;
     } catch (thrown) {
       const error = RpcError.from(thrown, 'UNKNOWN');
+      verbose?.finished();
       printRpcError(error);
       return interrupt.signal.aborted ? EXIT.INTERRUPTED : exitCodeFor(error);
     }
@@ -45,10 +63,6 @@ export async function runCall(args: CallArgs): Promise<number> {
     process.off('SIGTERM', onSignal);
     await rpc?.close();
   }
-}
-
-function optionalTimeout(timeoutMs: number | undefined): { timeoutMs?: number } {
-  return timeoutMs === undefined ? {} : { timeoutMs };
 }
 
 /** JSON replies as one line of JSON; binary (application/octet-stream) replies as raw bytes. */

@@ -5,13 +5,15 @@ const URL_HELP = `  --url <url>         broker URL (default: $AMQP_URL, else amq
 const TOP = `rabbit-rpc: request/response RPC over RabbitMQ
 
 Usage:
-  rabbit-rpc call <queue> <json> [--url <url>] [--timeout-ms <n>]
+  rabbit-rpc call <queue> <json> [--method <name>] [--timeout-ms <n>] [-v] [--url <url>]
+  rabbit-rpc ping <queue|service> [--json] [--timeout-ms <n>] [--url <url>]
   rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--no-reconnect]
                    [--url <url>]
   rabbit-rpc demo [--url <url>]
 
 Commands:
   call    send one request and print the reply as JSON
+  ping    tell whether anything consumes a queue (or a service's queue)
   serve   answer requests on a queue until SIGINT/SIGTERM
   demo    start a server and call it: replies, errors, a timeout, with latencies
 
@@ -20,27 +22,59 @@ Options:
   -v, --version       print the version
 
 Exit codes: 0 ok, 1 error reply, 2 usage error, 3 UNAVAILABLE, 4 DEADLINE_EXCEEDED,
-130 interrupted. Environment: AMQP_URL. More: docs/cli.md
+130 interrupted. Environment: AMQP_URL; NO_COLOR, FORCE_COLOR (colour is used only on a
+terminal). More: docs/cli.md
 `;
 
-const CALL = `Usage: rabbit-rpc call <queue> <json> [--url <url>] [--timeout-ms <n>]
+const CALL = `Usage: rabbit-rpc call <queue> <json> [--method <name>] [--timeout-ms <n>] [-v]
+                       [--url <url>]
 
 Sends <json> (parsed as JSON) to <queue>, waits for the reply and prints it as one
-line of JSON on stdout. On failure prints "CODE: message" on stderr.
+line of JSON on stdout. On failure prints "CODE: message" (and "details: <json>") on stderr.
 
 Options:
-${URL_HELP}
+  --method <name>     call this method of a service (sent as the AMQP type property);
+                      a service's queue is rpc.<service name> unless it chose another
   --timeout-ms <n>    deadline in milliseconds (default: 30000)
+  -v, --verbose       on stderr: the broker, connect time, the request's and the reply's
+                      AMQP properties and sizes, round-trip time. stdout keeps only the reply
+${URL_HELP}
   -h, --help          this help
 
-Exit codes: 0 ok, 1 error reply (e.g. INVALID_ARGUMENT from the handler), 2 usage error
-(nothing sent), 3 UNAVAILABLE (no broker, no server on <queue>), 4 DEADLINE_EXCEEDED,
-130 interrupted.
+Exit codes: 0 ok, 1 error reply (e.g. INVALID_ARGUMENT from the handler, UNIMPLEMENTED for
+an unknown method), 2 usage error (nothing sent), 3 UNAVAILABLE (no broker, no queue),
+4 DEADLINE_EXCEEDED (no reply in time, e.g. nothing consumes <queue>), 130 interrupted.
 
 Examples:
   rabbit-rpc call rpc_queue '"Hello World"'
   rabbit-rpc call users.get '{"id": 42}' --timeout-ms 2000
+  rabbit-rpc call rpc.math '{"a": 1, "b": 2}' --method add -v
   rabbit-rpc call rpc_queue -- -1        (a JSON value starting with "-" goes after --)
+`;
+
+const PING = `Usage: rabbit-rpc ping <queue|service> [--json] [--timeout-ms <n>] [--url <url>]
+
+Tells whether anything consumes <queue>, with a passive queue.declare (creates nothing):
+  rpc_queue: 2 consumers, 0 messages waiting
+A name without a dot that is no queue is tried as a service name too: its queue is
+rpc.<name> (the default of defineService), and the output says which one it found.
+
+Options:
+  --json              print {"queue","exists","consumers","messages"} (and "service"
+                      when the name was a service's) as one line of JSON on stdout
+  --timeout-ms <n>    give up after this long, connecting included (default: 5000)
+${URL_HELP}
+  -h, --help          this help
+
+Exit codes: 0 the queue has at least one consumer; 3 UNAVAILABLE: no such queue (calls
+fail at once), no consumer (calls would wait until their deadline), or no broker;
+4 DEADLINE_EXCEEDED: the broker did not answer in time; 1 other errors (e.g. an exclusive
+queue of another connection); 2 usage error; 130 interrupted.
+
+Examples:
+  rabbit-rpc ping rpc_queue
+  rabbit-rpc ping math --json         (finds rpc.math)
+  until rabbit-rpc ping rpc_queue >/dev/null 2>&1; do sleep 1; done
 `;
 
 const SERVE = `Usage: rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>]
@@ -85,6 +119,8 @@ export function helpText(command: CommandName | undefined): string {
   switch (command) {
     case 'call':
       return CALL;
+    case 'ping':
+      return PING;
     case 'serve':
       return SERVE;
     case 'demo':

@@ -3,6 +3,7 @@ import { parseCommandLine, UsageError } from './args.js';
 import { runCall } from './call.js';
 import { runDemo } from './demo.js';
 import { helpText } from './help.js';
+import { runPing } from './ping.js';
 import { EXIT, exitCodeFor, packageVersion, printRpcError, printUsageError } from './output.js';
 import { runServe } from './serve.js';
 
@@ -19,6 +20,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return EXIT.OK;
       case 'call':
         return await runCall(parsed);
+      case 'ping':
+        return await runPing(parsed);
       case 'serve':
         return await runServe(parsed);
       case 'demo':

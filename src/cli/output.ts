@@ -10,9 +10,12 @@ export const EXIT = {
   ERROR: 1,
   /** Bad command line, bad JSON, bad URL, unloadable module: nothing was sent. */
   USAGE: 2,
-  /** UNAVAILABLE: no broker answered, no queue/server for the request, or the connection dropped. */
+  /**
+   * UNAVAILABLE: no broker answered, no queue/server for the request, or the connection
+   * dropped; `ping`: no such queue, or nothing consumes it.
+   */
   UNAVAILABLE: 3,
-  /** DEADLINE_EXCEEDED: no reply within --timeout-ms. */
+  /** DEADLINE_EXCEEDED: no reply within --timeout-ms (`ping`: the broker did not answer in time). */
   DEADLINE_EXCEEDED: 4,
   /** Interrupted by SIGINT/SIGTERM before it finished (128 + SIGINT). */
   INTERRUPTED: 130,
@@ -34,8 +37,10 @@ export function exitCodeFor(error: RpcError): number {
 
 /** `CODE: message` on stderr, plus the error's details (JSON) when it has some. */
 export function printRpcError(error: RpcError): void {
-  const lines = [`${paint(error.code, 'red')}: ${error.message}`];
-  if (error.details !== undefined) lines.push(`details: ${safeJson(error.details)}`);
+  const lines = [`${paint(error.code, ['bold', 'red'])}: ${error.message}`];
+  if (error.details !== undefined) {
+    lines.push(`${paint('details:', 'dim')} ${safeJson(error.details)}`);
+  }
   process.stderr.write(lines.join('\n') + '\n');
 }
 
@@ -60,7 +65,9 @@ export function reportConnectError(thrown: unknown, url: string): number {
 /** A usage error: the message, then where to read more. */
 export function printUsageError(message: string, command: string | undefined): void {
   const help = command === undefined ? 'rabbit-rpc --help' : `rabbit-rpc ${command} --help`;
-  process.stderr.write(`rabbit-rpc: ${message}\nRun '${help}' for usage.\n`);
+  process.stderr.write(
+    `${paint('rabbit-rpc:', ['bold', 'red'])} ${message}\nRun '${paint(help, 'bold')}' for usage.\n`,
+  );
 }
 
 /** A reply as one line of JSON; `undefined` (an empty reply) as `null`. */
@@ -81,21 +88,47 @@ function orNull(json: string | undefined): string {
   return json ?? 'null';
 }
 
-/** Milliseconds with one decimal, e.g. `3.4 ms`. */
-export function formatMs(ms: number): string {
-  return `${ms.toFixed(1)} ms`;
+/** Milliseconds with `digits` decimals (one by default), e.g. `3.4 ms`. */
+export function formatMs(ms: number, digits = 1): string {
+  return `${ms.toFixed(digits)} ms`;
 }
 
-const COLOURS = { red: 31, green: 32, dim: 2, bold: 1 } as const;
+const STYLES = { red: 31, green: 32, yellow: 33, cyan: 36, dim: 2, bold: 1 } as const;
+export type Style = keyof typeof STYLES;
 
-/** ANSI colour only when `stream` is a terminal and NO_COLOR is unset. */
+/** The part of a stream {@link colourEnabled} looks at. */
+export interface MaybeTerminal {
+  readonly isTTY?: boolean | undefined;
+}
+
+/**
+ * Whether to colour what goes to `stream`. `NO_COLOR` (set and not empty) turns colour off
+ * and wins over everything; `FORCE_COLOR` (set and not empty) turns it on, except `0` and
+ * `false`, which turn it off; otherwise colour only when `stream` is a terminal.
+ */
+export function colourEnabled(
+  stream: MaybeTerminal,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
+  const noColor = env['NO_COLOR'];
+  if (noColor !== undefined && noColor !== '') return false;
+  const force = env['FORCE_COLOR'];
+  if (force !== undefined && force !== '') return force !== '0' && force !== 'false';
+  return stream.isTTY === true;
+}
+
+/**
+ * `text` in ANSI `style` (one or several) when {@link colourEnabled} says so for `stream`,
+ * else `text` unchanged. Plain escape codes: no dependency, same output on every Node.
+ */
 export function paint(
   text: string,
-  colour: keyof typeof COLOURS,
-  stream: NodeJS.WriteStream = process.stderr,
+  style: Style | readonly Style[],
+  stream: MaybeTerminal = process.stderr,
 ): string {
-  if (!stream.isTTY || process.env['NO_COLOR'] !== undefined) return text;
-  return `\u001b[${COLOURS[colour]}m${text}\u001b[0m`;
+  if (text === '' || !colourEnabled(stream)) return text;
+  const codes = (typeof style === 'string' ? [style] : style).map((name) => STYLES[name]);
+  return `\u001b[${codes.join(';')}m${text}\u001b[0m`;
 }
 
 /** The version in the nearest package.json named rabbit-rpc (dist/ or src/cli/ both work). */

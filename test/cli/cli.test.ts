@@ -20,7 +20,7 @@ describe('help, version and usage errors', () => {
     });
   }
 
-  for (const command of ['call', 'serve', 'demo']) {
+  for (const command of ['call', 'ping', 'serve', 'demo']) {
     for (const flag of ['--help', '-h']) {
       test(`rabbit-rpc ${command} ${flag} prints that command's usage`, async () => {
         const result = await runCli([command, flag]);
@@ -49,6 +49,13 @@ describe('help, version and usage errors', () => {
     ['--timeout-ms 1.5', ['call', 'q', '1', '--timeout-ms', '1.5']],
     ['--timeout-ms without a value', ['call', 'q', '1', '--timeout-ms']],
     ['a queue name over 255 bytes', ['call', 'q'.repeat(256), '1']],
+    ['call --method without a name', ['call', 'q', '1', '--method', '']],
+    ['call --method over 255 bytes', ['call', 'q', '1', '--method', 'm'.repeat(256)]],
+    ['ping without a name', ['ping']],
+    ['ping with an extra argument', ['ping', 'q', 'r']],
+    ['ping with an empty name', ['ping', '']],
+    ['ping --timeout-ms 0', ['ping', 'q', '--timeout-ms', '0']],
+    ['an unknown flag of ping', ['ping', 'q', '--verbose']],
     ['serve without --echo or --module', ['serve', 'q']],
     ['serve with both --echo and --module', ['serve', 'q', '--echo', '--module', 'x.mjs']],
     ['serve --prefetch 0', ['serve', 'q', '--echo', '--prefetch', '0']],
