@@ -4,6 +4,8 @@
 //   node scripts/test.mjs --only unit,faults   run some suites only (names below)
 //   node scripts/test.mjs --no-build FILE...   run given test files without rebuilding dist
 //   node scripts/test.mjs --private-broker     use a private node even if 5672 answers
+//   node scripts/test.mjs --only slow          the slow fault tests (test/slow), which the
+//                                              default run leaves out (npm run test:slow)
 //
 // Broker for the integration suites: AMQP_URL if set; else the broker on 127.0.0.1:5672 if
 // one answers; else a private RabbitMQ node started here (and stopped at the end). The
@@ -28,11 +30,14 @@ const SUITES = [
   'testing',
   'otel',
   'memory',
+  'slow',
 ];
+/** Run only when asked for by name (`--only slow`): broker restarts, users and permissions. */
+const OPT_IN_SUITES = new Set(['slow']);
 /** Suites that use the shared broker through AMQP_URL. */
 const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel']);
 /** Suites that start private brokers themselves (they need rabbitmq-server installed). */
-const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing', 'otel']);
+const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing', 'otel', 'slow']);
 const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
 const TEST_TIMEOUT_MS = 120_000;
 const RABBITMQ_BIN_DIR = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';
@@ -156,7 +161,10 @@ async function ensureBroker(forcePrivate) {
 async function main() {
   const started = Date.now();
   const { only, files: explicitFiles, build, privateBroker } = parseArgs(process.argv.slice(2));
-  const suites = only.size > 0 ? SUITES.filter((suite) => only.has(suite)) : SUITES;
+  const suites =
+    only.size > 0
+      ? SUITES.filter((suite) => only.has(suite))
+      : SUITES.filter((suite) => !OPT_IN_SUITES.has(suite));
   const files = explicitFiles.length > 0 ? explicitFiles : findTestFiles(suites);
   if (files.length === 0) usage('no test files found');
   const suitesInUse = new Set(

@@ -16,7 +16,7 @@ import {
   rejectsWith,
   settle,
   waitForState,
-} from './fault-helpers.js';
+} from '../faults/fault-helpers.js';
 
 failOnUnhandled();
 

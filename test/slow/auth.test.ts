@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, type ReplyMode, type RpcConnection } from '../../src/index.js';
 import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
 import { failOnUnhandled, uniqueQueue } from '../helpers.js';
-import { assertCode, rejectsWith, settle } from './fault-helpers.js';
+import { assertCode, rejectsWith, settle } from '../faults/fault-helpers.js';
 
 failOnUnhandled();
 
