@@ -133,7 +133,8 @@ function report(
     process.stdout.write(formatJson(json) + '\n');
   }
   if (found === undefined) {
-    const names = candidates.map((name) => `"${name}"`).join(' nor ');
+    const [first, ...others] = candidates;
+    const names = `"${first}"` + others.map((name) => ` (nor "${name}")`).join('');
     printRpcError(
       new RpcError(
         'UNAVAILABLE',
