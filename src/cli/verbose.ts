@@ -62,14 +62,14 @@ export class VerboseCall implements CallObserver {
   published(request: PublishedRequest): void {
     if (this.#request !== undefined) return; // one call per CLI run; never two summaries
     this.#request = request;
-    this.#line('>', 'body', `${request.bytes} bytes`);
+    this.#line('>', 'body', bytes(request.bytes));
     this.#properties('>', request.properties);
   }
 
   replied(reply: ReceivedMessage): void {
     if (this.#reply !== undefined) return;
     this.#reply = reply;
-    this.#line('<', 'body', `${reply.bytes} bytes`);
+    this.#line('<', 'body', bytes(reply.bytes));
     this.#properties('<', reply.properties);
   }
 
@@ -133,6 +133,10 @@ export class VerboseCall implements CallObserver {
 
 type Marker = '*' | '>' | '<';
 const MARKER_STYLE: Record<Marker, Style> = { '*': 'dim', '>': 'cyan', '<': 'green' };
+
+function bytes(count: number): string {
+  return `${count} byte${count === 1 ? '' : 's'}`;
+}
 
 /** A property or header value as text: strings as they are, the rest as JSON. */
 function fieldText(value: unknown): string {

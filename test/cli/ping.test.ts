@@ -7,7 +7,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { connect, defineService, method, type RpcConnection } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli } from './child.js';
+import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 const EXIT = { OK: 0, ERROR: 1, USAGE: 2, UNAVAILABLE: 3, DEADLINE_EXCEEDED: 4 } as const;
 
@@ -158,6 +158,24 @@ describe('ping', () => {
     });
   });
 
+  test('SIGINT while waiting for the broker: exit 130', async (t) => {
+    const proxy = await startMutingProxy(t);
+    const pinging = startCli(['ping', 'anything.at.all', '--url', proxy.url]);
+    await proxy.mutedNow;
+    pinging.kill('SIGINT');
+    const result = await runToEnd(pinging);
+    assert.equal(result.code, 130, result.stderr);
+    assert.match(result.stderr, /^CANCELLED: /);
+  });
+
+  test("another connection's exclusive queue: FAILED_PRECONDITION, exit 1", async () => {
+    const channel = await plainChannel();
+    const { name } = await channel.queueDeclare('', { exclusive: true });
+    const result = await runCli(['ping', name]);
+    assert.equal(result.code, EXIT.ERROR, result.stderr);
+    assert.match(result.stderr, /^FAILED_PRECONDITION: /);
+  });
+
   test('no broker: UNAVAILABLE, exit 3, the hint, no password', async () => {
     const result = await runCli(['ping', 'q'], { AMQP_URL: 'amqp://guest:s3cret@127.0.0.1:1' });
     assert.equal(result.code, EXIT.UNAVAILABLE);
@@ -198,10 +216,13 @@ describe('ping', () => {
  * `queue.declare`, and from then on forwards nothing the client sends: a broker that
  * accepted the login and then stopped answering.
  */
-async function startMutingProxy(t: TestContext): Promise<{ url: string; muted: () => boolean }> {
+async function startMutingProxy(
+  t: TestContext,
+): Promise<{ url: string; muted: () => boolean; mutedNow: Promise<void> }> {
   const target = new URL(AMQP_URL);
   const sockets = new Set<Socket>();
   let muted = false;
+  const mutedNow = deferred();
   const proxy = createServer((client) => {
     const upstream = connectTcp(Number(target.port || 5672), target.hostname);
     sockets.add(client).add(upstream);
@@ -226,6 +247,7 @@ async function startMutingProxy(t: TestContext): Promise<{ url: string; muted: (
         const isMethod = frame[0] === 1 && size >= 4;
         if (isMethod && frame.readUInt16BE(7) === 50 && frame.readUInt16BE(9) === 10) {
           muted = true; // queue.declare: class 50, method 10
+          mutedNow.resolve();
           return;
         }
         upstream.write(frame);
@@ -250,5 +272,5 @@ async function startMutingProxy(t: TestContext): Promise<{ url: string; muted: (
   const url = new URL(AMQP_URL);
   url.hostname = '127.0.0.1';
   url.port = String(address.port);
-  return { url: url.toString(), muted: () => muted };
+  return { url: url.toString(), muted: () => muted, mutedNow: mutedNow.promise };
 }
