@@ -67,8 +67,9 @@ export async function runPing(args: PingArgs): Promise<number> {
     } catch (thrown) {
       const error = RpcError.from(thrown, 'UNAVAILABLE');
       printRpcError(error);
-      // A broker that did not answer in time may never answer the close either.
-      if (error.code === 'DEADLINE_EXCEEDED') {
+      // A broker that did not answer in time may never answer the close either; and an
+      // interrupted ping should end now.
+      if (error.code === 'DEADLINE_EXCEEDED' || interrupt.signal.aborted) {
         forceClose(client);
         client = undefined;
       }
