@@ -29,6 +29,15 @@ export function replyCodeOf(error: unknown): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
+/**
+ * The broker's max_message_size, from the channel error a larger publish caused
+ * ("message size 2097152 is larger than configured max size 1048576").
+ */
+export function brokerSizeLimit(error: unknown): number | undefined {
+  const match = /larger than configured max size (\d+)/.exec(messageOf(error));
+  return match?.[1] === undefined ? undefined : Number(match[1]);
+}
+
 /** Maps an error from the AMQP library to an RpcError, keeping it as `cause`. */
 export function fromAmqpError(error: unknown, context: string): RpcError {
   if (error instanceof RpcError) return error;
@@ -77,6 +86,25 @@ export async function openAmqp(url: string, options: ResolvedConnectOptions): Pr
   }
 }
 
+const TLS_FAILURE = /certificate|self.signed|SSL|TLS|ERR_TLS|altname/i;
+/** The broker's identity could not be verified: the same answer on every retry. */
+const TLS_VERIFICATION_FAILURE = /certificate|self.signed|altname|UNABLE_TO_VERIFY/i;
+
+/**
+ * True when retrying the connection cannot help: a refused login or vhost, or a broker
+ * certificate that fails verification.
+ */
+export function isPermanent(error: RpcError): boolean {
+  if (error.code === 'UNAUTHENTICATED' || error.code === 'PERMISSION_DENIED') return true;
+  const details: unknown = error.details;
+  return (
+    typeof details === 'object' &&
+    details !== null &&
+    'permanent' in details &&
+    details.permanent === true
+  );
+}
+
 /**
  * Maps a failed connection attempt to an RpcError: a refused login (403) is
  * UNAUTHENTICATED, a refused vhost (530) PERMISSION_DENIED, anything else UNAVAILABLE.
@@ -96,9 +124,10 @@ export function connectError(error: unknown, url: string): RpcError {
       cause: error,
     });
   }
-  if (/certificate|self.signed|SSL|TLS|ERR_TLS/i.test(text)) {
+  if (TLS_FAILURE.test(text)) {
     return new RpcError('UNAVAILABLE', `TLS handshake with ${where} failed: ${text}`, {
       cause: error,
+      details: { permanent: TLS_VERIFICATION_FAILURE.test(text) },
     });
   }
   return new RpcError('UNAVAILABLE', `no AMQP broker answered at ${where}: ${text}`, {

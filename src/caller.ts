@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
-import { fromAmqpError } from './amqp.js';
+import { AckBatcher } from './ack-batch.js';
+import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { decodeBody, encodeBody } from './codec.js';
 import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
@@ -59,6 +60,8 @@ export class Caller implements LinkParticipant {
   #nextId = 0;
   #unmatchedReplies = 0;
   #calls = 0;
+  /** The configured limit, lowered to the broker's own if a publish ever exceeds that. */
+  #maxPayloadBytes: number;
   readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
   #channel: AmqpChannelLike | undefined;
   #replyTo = '';
@@ -70,6 +73,7 @@ export class Caller implements LinkParticipant {
   constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
     this.#options = options;
+    this.#maxPayloadBytes = options.maxPayloadBytes;
     link.join(this);
   }
 
@@ -102,10 +106,10 @@ export class Caller implements LinkParticipant {
       if (options.headers) checkHeaders(options.headers);
       const encoded = encodeBody(payload, 'INVALID_ARGUMENT');
       body = encoded.body;
-      if (body.length > this.#options.maxPayloadBytes) {
+      if (body.length > this.#maxPayloadBytes) {
         throw new RpcError(
           'RESOURCE_EXHAUSTED',
-          `request of ${body.length} bytes exceeds maxPayloadBytes (${this.#options.maxPayloadBytes})`,
+          `request of ${body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
         );
       }
       const deadline = Date.now() + timeoutMs;
@@ -203,11 +207,18 @@ export class Caller implements LinkParticipant {
       );
     }
     // Direct Reply-to requires consuming before publishing, on the publishing channel.
+    // An expiring queue keeps replies across a reconnect only if a reply pushed to a dying
+    // connection is not lost with it: acked after use. Elsewhere no-ack (Direct Reply-to
+    // requires it, and an exclusive queue dies with the connection anyway).
+    const acks = this.#options.replyMode === 'expiring-queue' ? new AckBatcher(channel) : undefined;
     const consumer = await channel.basicConsume(
       replyTo,
-      { noAck: true, exclusive: true },
+      { noAck: acks === undefined, exclusive: true },
       (message) => {
+        if (!acks) return this.#onReply(message);
+        acks.received(message.deliveryTag);
         this.#onReply(message);
+        acks.ack(message.deliveryTag);
       },
     );
     // A channel the broker closes (or a cancelled reply consumer) fails the calls it carried.
@@ -275,6 +286,9 @@ export class Caller implements LinkParticipant {
 
   #channelLost(channel: AmqpChannelLike, error: RpcError): void {
     if (this.#channel !== channel) return;
+    // A request over the broker's max_message_size closed the channel: refuse such
+    // requests locally from now on, before they cost every call in flight.
+    this.#maxPayloadBytes = Math.min(this.#maxPayloadBytes, brokerSizeLimit(error) ?? Infinity);
     this.#channel = undefined;
     this.#opening = undefined;
     // Reopened lazily by the next call; the calls it carried cannot get their replies.
@@ -297,6 +311,11 @@ export class Caller implements LinkParticipant {
         this.#failAll(RpcError.from(error, 'UNAVAILABLE'));
       });
     }
+  }
+
+  /** No reconnect is coming: calls still waiting (expiring-queue mode) cannot get replies. */
+  connectionEnded(error: RpcError): void {
+    this.#failAll(error);
   }
 
   #failAll(error: RpcError): void {

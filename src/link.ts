@@ -1,4 +1,4 @@
-import { connectError, forceClose } from './amqp.js';
+import { connectError, forceClose, isPermanent } from './amqp.js';
 import { RpcError } from './errors.js';
 import { FlowGate } from './flow.js';
 import type { Logger } from './logger.js';
@@ -18,6 +18,8 @@ export interface LinkParticipant {
   connectionLost(error: RpcError): void;
   /** A new connection is up; re-open channels, re-declare, re-consume. */
   connectionRestored(client: AmqpClientLike): void;
+  /** The link has ended for good with this error (not after `close()`): give up. */
+  connectionEnded(error: RpcError): void;
 }
 
 /**
@@ -196,12 +198,13 @@ export class Link {
       } catch (error) {
         failure = connectError(error, url);
         this.logger.debug({ url: redactUrl(url), attempt, code: failure.code }, failure.message);
-        if (failure.code === 'UNAUTHENTICATED' || failure.code === 'PERMISSION_DENIED') break;
+        if (isPermanent(failure)) break;
       }
     }
-    if (failure && failure.code !== 'UNAVAILABLE') {
+    if (failure && isPermanent(failure)) {
       this.logger.error({ code: failure.code }, `giving up reconnecting: ${failure.message}`);
-      // Retrying a refused login or vhost would not help and would hammer the broker.
+      // Retrying a refused login or an untrusted certificate would not help, and would
+      // hammer the broker.
       this.#end(failure);
       return;
     }
@@ -225,7 +228,10 @@ export class Link {
 
   #end(error: RpcError | undefined): void {
     clearTimeout(this.#retryTimer);
-    this.#endedWith ??= error ?? new RpcError('FAILED_PRECONDITION', 'the connection is closed');
+    if (this.#endedWith) return;
+    this.#endedWith = error ?? new RpcError('FAILED_PRECONDITION', 'the connection is closed');
+    if (error)
+      for (const participant of [...this.#participants]) participant.connectionEnded(error);
     this.#restored?.reject(this.#endedWith);
     this.#restored = undefined;
     this.flow.unblock();
@@ -251,7 +257,7 @@ export async function openLink(options: ResolvedConnectOptions): Promise<Link> {
     } catch (error) {
       lastError = connectError(error, url);
       // A refused login will not get better on the next URL.
-      if (lastError.code !== 'UNAVAILABLE') break;
+      if (lastError.code !== 'UNAVAILABLE' || isPermanent(lastError)) break;
     }
   }
   throw lastError ?? new RpcError('UNAVAILABLE', 'no broker URL given');

@@ -7,7 +7,7 @@ import type {
   AmqpProperties,
 } from './transport.js';
 import { AckBatcher } from './ack-batch.js';
-import { fromAmqpError } from './amqp.js';
+import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
@@ -126,7 +126,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   readonly #link: Link;
   readonly #options: ResolvedServeOptions;
   readonly #handler: Handler;
-  readonly #maxPayloadBytes: number;
+  #maxPayloadBytes: number;
   readonly #active = new Set<RequestContext>();
   #replied = 0;
   #expired = 0;
@@ -220,6 +220,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   #consumerStopped(channel: AmqpChannelLike, error: RpcError): void {
     if (this.#channel !== channel || this.#closing) return;
     this.#channel = undefined;
+    // A reply over the broker's max_message_size closed the channel and its request comes
+    // back: from now on such a reply becomes RESOURCE_EXHAUSTED instead of looping.
+    this.#maxPayloadBytes = Math.min(this.#maxPayloadBytes, brokerSizeLimit(error) ?? Infinity);
     this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
     channel.close().catch(() => undefined);
     const client = this.#link.client;
@@ -375,6 +378,11 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   /** @internal A new connection: consume again. */
   connectionRestored(client: AmqpClientLike): void {
     if (!this.#closing) this.#recover(client);
+  }
+
+  /** @internal No reconnect is coming: the server stops for good. */
+  connectionEnded(error: RpcError): void {
+    this.#fail(error);
   }
 
   /** Stops for good: the queue cannot be consumed any more. */

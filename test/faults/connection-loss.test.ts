@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { connect, RpcError, type HandlerContext, type RpcConnection } from '../../src/index.js';
 import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
 import { deferred, uniqueQueue } from '../helpers.js';
-import { eventually, recordStates, waitForState } from './fault-helpers.js';
+import { eventually, recordStates, settle, waitForState } from './fault-helpers.js';
 
 /** Generous against the 30 s call timeout, strict enough to prove the loss was noticed. */
 const PROMPT_MS = 2000;
@@ -94,6 +94,9 @@ describe('connection loss while calls are pending', () => {
       assertUnavailable(lostError);
       assert.equal(rpc.state, 'closed');
       assert.equal(rpc.stats().pending, 0);
+      // No reconnect is coming: the server has stopped for good, and says why.
+      assertUnavailable(await hanging.server.closed);
+      assert.deepEqual(rpc.stats().servers, []);
 
       // The server side noticed too: every running handler's signal aborted with UNAVAILABLE.
       const reasons = await Promise.all(hanging.aborted);
@@ -219,6 +222,65 @@ describe('connection loss with reconnect on (the default)', () => {
 });
 
 describe("replyMode 'expiring-queue': replies survive a short disconnect", () => {
+  test('a reply sent while the caller is disconnected waits in the queue and arrives after', async (t) => {
+    await using proxy = await FaultProxy.start(broker.url);
+    const server = await connect(broker.url);
+    t.after(() => server.close());
+    const caller = await connect({
+      url: proxy.url(broker.url),
+      replyMode: 'expiring-queue',
+      reconnect: { initialDelayMs: 50, maxDelayMs: 200 },
+    });
+    t.after(() => caller.close());
+    const queue = uniqueQueue('expiring-outage');
+    const running = deferred();
+    const release = deferred();
+    const serving = await server.serve(queue, async (request: string) => {
+      running.resolve();
+      await release.promise;
+      return request;
+    });
+    const call = caller.call(queue, 'during the outage', { timeoutMs: 20_000 });
+    await running.promise;
+    proxy.setMode('refuse'); // reconnect attempts fail until we say so
+    proxy.resetAll();
+    await waitForState(caller, 'reconnecting');
+    release.resolve();
+    await eventually(() => serving.stats.replied === 1, 'the server to reply');
+    assert.equal(caller.state, 'reconnecting', 'the reply went out while the caller was away');
+    proxy.setMode('pass');
+    assert.equal(await call, 'during the outage');
+  });
+
+  test('without reconnect, a pending call fails UNAVAILABLE at once instead of waiting', async (t) => {
+    await using proxy = await FaultProxy.start(broker.url);
+    const server = await connect(broker.url);
+    t.after(() => server.close());
+    const caller = await connect({
+      url: proxy.url(broker.url),
+      replyMode: 'expiring-queue',
+      reconnect: false,
+    });
+    t.after(() => caller.close());
+    const queue = uniqueQueue('expiring-noreconnect');
+    const running = deferred();
+    await server.serve(
+      queue,
+      () => {
+        running.resolve();
+        return new Promise(() => undefined);
+      },
+      { drainTimeoutMs: 50 },
+    );
+    const call = settle(caller.call(queue, 'x', { timeoutMs: 20_000 }));
+    await running.promise;
+    const cutAt = Date.now();
+    proxy.resetAll();
+    const result = await call;
+    assertUnavailable(result.error);
+    assert.ok(result.at - cutAt < PROMPT_MS);
+  });
+
   test('a call pending across a reconnect keeps waiting and resolves normally', async (t) => {
     await using proxy = await FaultProxy.start(broker.url);
     const server = await connect(broker.url);
@@ -253,10 +315,17 @@ describe("replyMode 'expiring-queue': replies survive a short disconnect", () =>
     assert.deepEqual(states.slice(0, 2), ['reconnecting', 'connected']);
     assert.equal(caller.stats().unmatchedReplies, 0);
     assert.equal(caller.stats().pending, 0);
-    assert.match(await broker.ctl('list_queues', 'name', '--quiet'), /rpc\.reply\./);
-    // close() deletes the reply queue rather than leaving it to expire.
+    const replyQueues = async () =>
+      (await broker.ctl('list_queues', 'name', '--quiet'))
+        .split('\n')
+        .filter((name) => name.startsWith('rpc.reply.'));
+    const before = await replyQueues();
+    assert.ok(before.length > 0);
+    // close() deletes the reply queue rather than leaving it to expire (other tests' callers
+    // that lost their connection for good leave theirs to x-expires).
     await caller.close();
-    assert.doesNotMatch(await broker.ctl('list_queues', 'name', '--quiet'), /rpc\.reply\./);
+    const after = await replyQueues();
+    assert.equal(after.length, before.length - 1);
   });
 });
 

@@ -298,5 +298,37 @@ describe('channel errors and limits (scenarios 15, 17, 18)', () => {
     assert.ok(big.at - started < 2000);
     assert.equal(await rpc.call(queue, 'small', { timeoutMs: 5000 }), 'small');
     assert.equal(rpc.state, 'connected');
+    // The caller learnt the broker's limit: the next oversize request fails locally, and no
+    // call in flight pays for it.
+    const inFlight = rpc.call(queue, 'bystander', { timeoutMs: 5000 });
+    await assert.rejects(
+      rpc.call(queue, new Uint8Array(2 * 1024 * 1024)),
+      rejectsWith('RESOURCE_EXHAUSTED'),
+    );
+    assert.equal(await inFlight, 'bystander');
+  });
+
+  test('a reply over the broker max_message_size: one retry, then RESOURCE_EXHAUSTED, no loop', async (t) => {
+    await broker.ctl('eval', 'application:set_env(rabbit, max_message_size, 1048576).');
+    t.after(() =>
+      broker
+        .ctl('eval', 'application:set_env(rabbit, max_message_size, 134217728).')
+        .then(() => undefined),
+    );
+    const server = await open(t);
+    const client = await open(t);
+    const queue = uniqueQueue('broker-limit-reply');
+    let runs = 0;
+    await server.serve(queue, () => {
+      runs++;
+      return new Uint8Array(2 * 1024 * 1024);
+    });
+    await assert.rejects(
+      client.call(queue, 1, { timeoutMs: 10_000 }),
+      rejectsWith('RESOURCE_EXHAUSTED'),
+    );
+    // The first reply closed the server's channel; the redelivery got the error reply.
+    assert.equal(runs, 2);
+    assert.equal(server.stats().servers[0]?.recoveries, 1);
   });
 });

@@ -50,3 +50,26 @@ test('instanceof RpcError holds for an RpcError from another copy of the library
   assert.ok(!(new Error('plain') instanceof RpcError));
   assert.ok(!(({ code: 'NOT_FOUND' } as unknown) instanceof RpcError));
 });
+
+test('connect failures: refused logins and untrusted certificates are permanent, refusals are not', async () => {
+  const { connectError, isPermanent } = await import('../../src/amqp.js');
+  const url = 'amqps://user:secret@host:5671';
+  const login = connectError(
+    new Error('connection closed: ACCESS_REFUSED - Login was refused (403)'),
+    url,
+  );
+  assert.equal(login.code, 'UNAUTHENTICATED');
+  assert.ok(!login.message.includes('secret'));
+  assert.equal(isPermanent(login), true);
+  const vhost = connectError(
+    new Error('connection closed: NOT_ALLOWED - vhost x not found (530)'),
+    url,
+  );
+  assert.equal(vhost.code, 'PERMISSION_DENIED');
+  const certificate = connectError(new Error('self-signed certificate in certificate chain'), url);
+  assert.equal(certificate.code, 'UNAVAILABLE');
+  assert.equal(isPermanent(certificate), true);
+  const refused = connectError(new Error('connect ECONNREFUSED 127.0.0.1:5671'), url);
+  assert.equal(refused.code, 'UNAVAILABLE');
+  assert.equal(isPermanent(refused), false);
+});
