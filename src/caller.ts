@@ -172,7 +172,30 @@ export class Caller implements LinkParticipant {
       .basicPublish('', call.queue, call.body, call.properties, true)
       .catch((error: unknown) => {
         this.#settle(call.id, fromAmqpError(error, `publishing to "${call.queue}" failed`));
+        // A nack on an open channel: the broker refused the request. The channel may be
+        // stuck (a quorum queue client bound to a dead leader): use a fresh one.
+        if (!channel.closed) this.#replaceChannel(channel);
       });
+  }
+
+  #replaceChannel(channel: AmqpChannelLike): void {
+    if (this.#channel !== channel) return;
+    this.#channel = undefined;
+    this.#opening = undefined;
+    channel.close().catch(() => undefined);
+    if (this.#options.replyMode === 'expiring-queue') {
+      // The reply queue outlives the channel: consume it again for the calls still waiting.
+      if (this.#pending.size > 0) {
+        this.#open().catch((error: unknown) => {
+          this.#failAll(RpcError.from(error, 'UNAVAILABLE'));
+        });
+      }
+      return;
+    }
+    // The reply queue (or Direct Reply-to) went with the channel.
+    this.#failAll(
+      new RpcError('UNAVAILABLE', 'the reply channel was replaced after a refused publish'),
+    );
   }
 
   /** Opens the channel and the reply consumer once; concurrent callers share it. */
@@ -188,6 +211,7 @@ export class Caller implements LinkParticipant {
     const client = await this.#link.ready();
     const channel = await client.channel();
     channel.onReturn = (message) => this.#onReturn(message);
+    if (this.#options.publisherConfirms) await channel.confirmSelect();
     let replyTo: string = DIRECT_REPLY_QUEUE;
     if (this.#options.replyMode === 'queue') {
       const queue = await channel.queueDeclare('', {

@@ -29,6 +29,13 @@ export interface ConnectOptions {
   /** Timeout of calls that set no `timeoutMs`. @default 30000 */
   defaultTimeoutMs?: number;
   /**
+   * Publish requests in confirm mode. A request the broker refuses (nack: a full queue
+   * with `reject-publish`, a quorum queue without a leader) fails at once with UNAVAILABLE
+   * (safe to retry: the broker took nothing), and the caller's channel is replaced, which
+   * is what lets calls go on after a cluster node dies. @default true
+   */
+  publisherConfirms?: boolean;
+  /**
    * `'queue'`: one exclusive, server-named reply queue per connection (the seed's way).
    * `'direct'`: RabbitMQ's Direct Reply-to pseudo-queue, no queue declared.
    * `'expiring-queue'`: a named reply queue that outlives a short disconnect (deleted by the
@@ -150,6 +157,7 @@ export interface ResolvedConnectOptions {
   readonly connectionName: string | undefined;
   readonly maxPayloadBytes: number;
   readonly defaultTimeoutMs: number;
+  readonly publisherConfirms: boolean;
   readonly replyMode: ReplyMode;
   readonly replyQueueExpiresMs: number;
   readonly signal: AbortSignal | undefined;
@@ -220,6 +228,7 @@ export function resolveConnectOptions(
       MAX_TIMEOUT_MS,
     ),
     replyMode,
+    publisherConfirms: boolean('publisherConfirms', options.publisherConfirms, true),
     replyQueueExpiresMs: integer(
       'replyQueueExpiresMs',
       options.replyQueueExpiresMs,

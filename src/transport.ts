@@ -44,6 +44,8 @@ export interface AmqpChannelLike {
     mandatory?: boolean,
   ): Promise<unknown>;
   basicAck(deliveryTag: number, multiple?: boolean): Promise<void>;
+  /** Puts the channel in confirm mode: `basicPublish` then settles on the broker's ack or nack. */
+  confirmSelect(): Promise<void>;
   basicNack(deliveryTag: number, requeue: boolean): Promise<void>;
   close(): Promise<void>;
 }

@@ -167,6 +167,9 @@ class TracedChannel implements AmqpChannelLike {
   basicAck(deliveryTag: number, multiple?: boolean): Promise<void> {
     return this.#inner.basicAck(deliveryTag, multiple);
   }
+  confirmSelect(): Promise<void> {
+    return this.#inner.confirmSelect();
+  }
   basicNack(deliveryTag: number, requeue: boolean): Promise<void> {
     return this.#inner.basicNack(deliveryTag, requeue);
   }

@@ -176,6 +176,12 @@ export class MemoryChannel implements AmqpChannelLike {
     });
   }
 
+  /** Confirm mode: publishes already settle once the broker has taken them. */
+  confirmSelect(): Promise<void> {
+    if (this.closed) return rejectClosed();
+    return Promise.resolve();
+  }
+
   /** Acks one delivery, or with `multiple` every one up to `deliveryTag` (0: all). */
   basicAck(deliveryTag: number, multiple = false): Promise<void> {
     return this.#send(() => {
