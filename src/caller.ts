@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
+import type {
+  AmqpChannelLike,
+  AmqpClientLike,
+  AmqpMessageLike,
+  AmqpProperties,
+} from './transport.js';
 import { AckBatcher } from './ack-batch.js';
 import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
-import { decodeBody, encodeBody } from './codec.js';
+import { decodeBody, encodeBody, messageOf } from './codec.js';
 import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
 import {
@@ -63,7 +68,16 @@ export class Caller implements LinkParticipant {
   /** The configured limit, lowered to the broker's own if a publish ever exceeds that. */
   #maxPayloadBytes: number;
   readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
+  /** Requests are published here. */
   #channel: AmqpChannelLike | undefined;
+  /**
+   * Replies are consumed here: a separate channel, so that a channel error caused by one
+   * request (a size limit, a permission) fails only the calls it concerns, and replies
+   * keep coming. The same channel in Direct Reply-to mode, which requires it.
+   */
+  #replyChannel: AmqpChannelLike | undefined;
+  /** Publishing channels on which the request that broke the size limit was identified. */
+  readonly #culpritSeenOn = new WeakSet<AmqpChannelLike>();
   #replyTo = '';
   #opening: Promise<AmqpChannelLike> | undefined;
   #closedWith: RpcError | undefined;
@@ -170,48 +184,86 @@ export class Caller implements LinkParticipant {
     // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
     channel
       .basicPublish('', call.queue, call.body, call.properties, true)
-      .catch((error: unknown) => {
-        this.#settle(call.id, fromAmqpError(error, `publishing to "${call.queue}" failed`));
-        // A nack on an open channel: the broker refused the request. The channel may be
-        // stuck (a quorum queue client bound to a dead leader): use a fresh one.
-        if (!channel.closed) this.#replaceChannel(channel);
-      });
+      .catch((error: unknown) => this.#publishFailed(channel, call, error));
   }
 
-  #replaceChannel(channel: AmqpChannelLike): void {
-    if (this.#channel !== channel) return;
-    this.#channel = undefined;
-    this.#opening = undefined;
-    channel.close().catch(() => undefined);
-    if (this.#options.replyMode === 'expiring-queue') {
-      // The reply queue outlives the channel: consume it again for the calls still waiting.
-      if (this.#pending.size > 0) {
-        this.#open().catch((error: unknown) => {
-          this.#failAll(RpcError.from(error, 'UNAVAILABLE'));
-        });
-      }
+  /**
+   * A publish failed. On a channel the broker closed (an error caused by this or another
+   * request): the call fails with the broker's code; the caller learns the broker's size
+   * limit if that was it; the next call opens a new publishing channel. On an open channel
+   * the broker refused the request (nack): the channel may be stuck (a quorum queue client
+   * bound to a dead leader), so it is replaced. Replies keep arriving on the reply channel.
+   */
+  #publishFailed(channel: AmqpChannelLike, call: PendingCall, error: unknown): void {
+    if (!this.#link.client && this.#options.replyMode === 'expiring-queue') {
+      // The connection went before the broker confirmed: the request may be in its queue,
+      // and its reply would wait in the expiring reply queue. It stays pending.
       return;
     }
-    // The reply queue (or Direct Reply-to) went with the channel.
-    this.#failAll(
-      new RpcError('UNAVAILABLE', 'the reply channel was replaced after a refused publish'),
-    );
+    const limit = brokerSizeLimit(error);
+    if (limit === undefined) {
+      this.#settle(call.id, fromAmqpError(error, `publishing to "${call.queue}" failed`));
+      this.#dropPublishChannel(channel);
+      return;
+    }
+    // A request over the broker's max_message_size closed the channel. The library fails
+    // every unconfirmed publish of the channel, in publish order; only the oversize one is
+    // at fault. Those before it were taken (their replies will come); those after it were
+    // discarded by the broker, so sending them again cannot duplicate them.
+    this.#maxPayloadBytes = Math.min(this.#maxPayloadBytes, limit);
+    if (call.body.length > limit) {
+      this.#culpritSeenOn.add(channel);
+      this.#settle(
+        call.id,
+        new RpcError('RESOURCE_EXHAUSTED', `the broker refused the request: ${messageOf(error)}`),
+      );
+      this.#dropPublishChannel(channel);
+    } else if (this.#culpritSeenOn.has(channel) && this.#pending.get(call.id) === call) {
+      this.#dropPublishChannel(channel);
+      this.#publishLater(call);
+    }
   }
 
-  /** Opens the channel and the reply consumer once; concurrent callers share it. */
+  /** Stops publishing on `channel`; the next call opens a new one. */
+  #dropPublishChannel(channel: AmqpChannelLike): void {
+    if (this.#channel !== channel) return;
+    if (channel === this.#replyChannel) {
+      // Direct Reply-to: publishing and replies share the channel.
+      this.#replyChannelLost(channel, new RpcError('UNAVAILABLE', 'the channel closed'));
+      return;
+    }
+    this.#channel = undefined;
+    this.#opening = undefined;
+    if (!channel.closed) channel.close().catch(() => undefined);
+  }
+
+  /** Opens what is missing of the two channels once; concurrent callers share it. */
   #open(): Promise<AmqpChannelLike> {
-    this.#opening ??= this.#openChannel().catch((error: unknown) => {
+    this.#opening ??= this.#openChannels().catch((error: unknown) => {
       this.#opening = undefined;
-      throw fromAmqpError(error, 'opening the reply channel failed');
+      throw fromAmqpError(error, 'opening a channel failed');
     });
     return this.#opening;
   }
 
-  async #openChannel(): Promise<AmqpChannelLike> {
+  async #openChannels(): Promise<AmqpChannelLike> {
     const client = await this.#link.ready();
+    if (!this.#replyChannel) await this.#openReplyChannel(client);
+    if (!this.#channel) this.#channel = await this.#openPublishChannel(client);
+    return this.#channel;
+  }
+
+  async #openPublishChannel(client: AmqpClientLike): Promise<AmqpChannelLike> {
     const channel = await client.channel();
     channel.onReturn = (message) => this.#onReturn(message);
     if (this.#options.publisherConfirms) await channel.confirmSelect();
+    return channel;
+  }
+
+  async #openReplyChannel(client: AmqpClientLike): Promise<void> {
+    const direct = this.#options.replyMode === 'direct';
+    // Direct Reply-to requires consuming before publishing, on the publishing channel.
+    const channel = direct ? await this.#openPublishChannel(client) : await client.channel();
     let replyTo: string = DIRECT_REPLY_QUEUE;
     if (this.#options.replyMode === 'queue') {
       const queue = await channel.queueDeclare('', {
@@ -230,7 +282,6 @@ export class Caller implements LinkParticipant {
         { 'x-expires': this.#options.replyQueueExpiresMs },
       );
     }
-    // Direct Reply-to requires consuming before publishing, on the publishing channel.
     // An expiring queue keeps replies across a reconnect only if a reply pushed to a dying
     // connection is not lost with it: acked after use. Elsewhere no-ack (Direct Reply-to
     // requires it, and an exclusive queue dies with the connection anyway).
@@ -245,16 +296,16 @@ export class Caller implements LinkParticipant {
         acks.ack(message.deliveryTag);
       },
     );
-    // A channel the broker closes (or a cancelled reply consumer) fails the calls it carried.
+    // The broker closing the channel (or cancelling the consumer) ends the replies.
     consumer.wait().then(
       () => undefined,
       (error: unknown) => {
-        this.#channelLost(channel, fromAmqpError(error, 'the reply channel closed'));
+        this.#replyChannelLost(channel, fromAmqpError(error, 'the reply channel closed'));
       },
     );
     this.#replyTo = replyTo;
-    this.#channel = channel;
-    return channel;
+    this.#replyChannel = channel;
+    if (direct) this.#channel = channel;
   }
 
   #onReply(message: AmqpMessageLike): void {
@@ -308,19 +359,31 @@ export class Caller implements LinkParticipant {
     return error;
   }
 
-  #channelLost(channel: AmqpChannelLike, error: RpcError): void {
-    if (this.#channel !== channel) return;
-    // A request over the broker's max_message_size closed the channel: refuse such
-    // requests locally from now on, before they cost every call in flight.
-    this.#maxPayloadBytes = Math.min(this.#maxPayloadBytes, brokerSizeLimit(error) ?? Infinity);
-    this.#channel = undefined;
+  #replyChannelLost(channel: AmqpChannelLike, error: RpcError): void {
+    if (this.#replyChannel !== channel) return;
+    this.#replyChannel = undefined;
+    if (this.#channel === channel) this.#channel = undefined;
     this.#opening = undefined;
-    // Reopened lazily by the next call; the calls it carried cannot get their replies.
-    this.#failAll(new RpcError('UNAVAILABLE', error.message, { cause: error }));
+    if (!channel.closed) channel.close().catch(() => undefined);
+    if (this.#options.replyMode === 'expiring-queue') {
+      // The reply queue outlives the channel: consume it again for the calls still waiting.
+      if (this.#pending.size > 0) {
+        this.#open().catch((cause: unknown) => {
+          this.#failAll(RpcError.from(cause, 'UNAVAILABLE'));
+        });
+      }
+      return;
+    }
+    // The reply queue (or Direct Reply-to) went with the channel: the calls waiting for
+    // replies cannot get them. The next call opens new channels. In Direct Reply-to mode
+    // the channel's error is the calls' own (they were published on it).
+    const direct = this.#options.replyMode === 'direct';
+    this.#failAll(direct ? error : new RpcError('UNAVAILABLE', error.message, { cause: error }));
   }
 
   connectionLost(error: RpcError): void {
     this.#channel = undefined;
+    this.#replyChannel = undefined;
     this.#opening = undefined;
     // An exclusive reply queue (or Direct Reply-to) went with the connection: calls waiting
     // for replies cannot get them. An expiring queue keeps them for the next connection.
@@ -348,7 +411,8 @@ export class Caller implements LinkParticipant {
 
   /** Deletes an expiring reply queue now rather than when it expires. */
   async deleteReplyQueue(): Promise<void> {
-    const channel = this.#channel;
+    const channel = this.#replyChannel;
+    this.#replyChannel = undefined;
     this.#channel = undefined;
     if (channel && !channel.closed && this.#options.replyMode === 'expiring-queue') {
       await channel.queueDelete(this.#expiringQueueName).catch(() => undefined);

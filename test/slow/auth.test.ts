@@ -145,10 +145,8 @@ describe('least privilege (scenario 20)', () => {
         await setPermissions(user, fewer);
         try {
           const result = await roundTrip(mode);
-          // A refused publish closes the channel, which fails its calls with UNAVAILABLE
-          // (docs/reliability.md, "Not covered yet"); a refused declare or consume says
-          // PERMISSION_DENIED.
-          assertCode(result.called?.error, i === 1 ? 'UNAVAILABLE' : 'PERMISSION_DENIED');
+          // A refused publish (write), declare or consume: the call says PERMISSION_DENIED.
+          assertCode(result.called?.error, 'PERMISSION_DENIED');
         } finally {
           await setPermissions(user, perms);
         }
