@@ -51,6 +51,8 @@ export function tracingTransport(inner: AmqpTransport, observer: CallObserver): 
 class TracedClient implements AmqpClientLike {
   readonly #inner: AmqpClientLike;
   readonly #observer: CallObserver;
+  /** Correlation ids of the requests published on any of its channels (replies arrive on another). */
+  readonly #sent = new Set<string>();
 
   constructor(inner: AmqpClientLike, observer: CallObserver) {
     this.#inner = inner;
@@ -83,7 +85,7 @@ class TracedClient implements AmqpClientLike {
   }
 
   async channel(): Promise<AmqpChannelLike> {
-    return new TracedChannel(await this.#inner.channel(), this.#observer);
+    return new TracedChannel(await this.#inner.channel(), this.#observer, this.#sent);
   }
 
   close(): Promise<void> {
@@ -94,12 +96,12 @@ class TracedClient implements AmqpClientLike {
 class TracedChannel implements AmqpChannelLike {
   readonly #inner: AmqpChannelLike;
   readonly #observer: CallObserver;
-  /** Correlation ids of the requests published on this channel. */
-  readonly #sent = new Set<string>();
+  readonly #sent: Set<string>;
 
-  constructor(inner: AmqpChannelLike, observer: CallObserver) {
+  constructor(inner: AmqpChannelLike, observer: CallObserver, sent: Set<string>) {
     this.#inner = inner;
     this.#observer = observer;
+    this.#sent = sent;
   }
 
   get closed(): boolean {

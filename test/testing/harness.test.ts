@@ -266,7 +266,8 @@ describe('startPrivateBroker', () => {
   });
 
   test('closeAllConnections() ends connections: rpc.closed resolves with UNAVAILABLE', async () => {
-    const rpc = await connect(broker.url);
+    // reconnect: false, so that the loss ends the connection for good.
+    const rpc = await connect({ url: broker.url, reconnect: false });
     await broker.closeAllConnections('harness test');
     const error = await rpc.closed;
     assert.ok(error instanceof RpcError);
@@ -276,7 +277,7 @@ describe('startPrivateBroker', () => {
 
   test('a FaultProxy in front of the broker passes calls, and resetAll() cuts the connection', async () => {
     await using proxy = await FaultProxy.start(broker.url);
-    const rpc = await connect(proxy.url(broker.url));
+    const rpc = await connect({ url: proxy.url(broker.url), reconnect: false });
     try {
       const queue = uniqueQueue('harness-proxy');
       await rpc.serve(queue, (n: number) => n + 1);
