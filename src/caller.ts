@@ -158,7 +158,7 @@ export class Caller implements LinkParticipant {
         signal.addEventListener('abort', call.onAbort, { once: true });
       }
       const channel = this.#channel;
-      if (channel && !this.#link.flow.blocked) this.#publish(channel, call);
+      if (channel && !channel.closed && !this.#link.flow.blocked) this.#publish(channel, call);
       else this.#publishLater(call);
     });
   }
@@ -175,6 +175,8 @@ export class Caller implements LinkParticipant {
 
   async #writableChannel(): Promise<AmqpChannelLike> {
     await this.#link.flow.wait();
+    // A publishing channel the broker closed since the last publish: open another.
+    if (this.#channel?.closed) this.#dropPublishChannel(this.#channel);
     return this.#channel ?? (await this.#open());
   }
 
