@@ -244,8 +244,31 @@ export class Link {
     const client = this.#client;
     this.#client = undefined;
     this.#end(undefined);
-    if (client && !client.closed) await client.close().catch(() => forceClose(client));
+    if (client && !client.closed) await closeWithin(client, CLOSE_TIMEOUT_MS);
   }
+}
+
+/** How long `close()` waits for the broker's close-ok before it drops the socket. */
+const CLOSE_TIMEOUT_MS = 2_000;
+
+/**
+ * Closes the connection gracefully, but never waits longer than `timeoutMs`: the AMQP
+ * library waits for close-ok for ever if the socket dies during the handshake.
+ */
+async function closeWithin(client: AmqpClientLike, timeoutMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), timeoutMs);
+  });
+  const outcome = await Promise.race([
+    client.close().then(
+      () => 'closed' as const,
+      () => 'failed' as const,
+    ),
+    timedOut,
+  ]);
+  clearTimeout(timer);
+  if (outcome !== 'closed') forceClose(client);
 }
 
 /** Opens the first connection, trying each URL in turn; see {@link connect}. */

@@ -221,6 +221,20 @@ describe('connection loss with reconnect on (the default)', () => {
   }
 });
 
+describe('close() on a dead link', () => {
+  test('close() returns within about 2 s when the broker never answers close-ok', async () => {
+    await using proxy = await FaultProxy.start(broker.url);
+    const rpc = await connect({ url: proxy.url(broker.url), reconnect: false });
+    await assert.rejects(rpc.call(uniqueQueue('close-dead'), 1), { code: 'UNAVAILABLE' });
+    proxy.setMode('blackhole'); // the socket stays open, nothing gets through
+    const started = Date.now();
+    await rpc.close();
+    const took = Date.now() - started;
+    assert.ok(took < 5_000, `close() took ${took} ms`);
+    assert.equal(rpc.state, 'closed');
+  });
+});
+
 describe("replyMode 'expiring-queue': replies survive a short disconnect", () => {
   test('a reply sent while the caller is disconnected waits in the queue and arrives after', async (t) => {
     await using proxy = await FaultProxy.start(broker.url);
