@@ -53,8 +53,9 @@ export interface CallerStats {
 }
 
 /**
- * The calling side of a connection: one channel, one reply consumer and a map of pending
- * calls keyed by correlation id. Every way a call ends deletes its entry.
+ * The calling side of a connection: a publishing channel, a reply channel with one reply
+ * consumer, and a map of pending calls keyed by correlation id. Every way a call ends
+ * deletes its entry.
  */
 export class Caller implements LinkParticipant {
   readonly #pending = new Map<string, PendingCall>();

@@ -59,7 +59,7 @@ export async function connect(options?: string | ConnectOptions): Promise<RpcCon
 }
 
 /**
- * One AMQP connection, shared by the calling side (one channel, one reply consumer) and
+ * One AMQP connection, shared by the calling side (a publishing and a reply channel) and
  * every server (one channel each). It reconnects by itself after a loss (see
  * {@link ConnectOptions.reconnect}). Close it with `close()` or `await using`.
  */
