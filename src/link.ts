@@ -4,6 +4,7 @@ import { FlowGate } from './flow.js';
 import type { Logger } from './logger.js';
 import type { AmqpClientLike } from './transport.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
+import { settledWithin } from './within.js';
 
 /**
  * `'connected'`; `'blocked'` (a broker resource alarm pauses publishers); `'reconnecting'`
@@ -256,19 +257,12 @@ const CLOSE_TIMEOUT_MS = 2_000;
  * library waits for close-ok for ever if the socket dies during the handshake.
  */
 async function closeWithin(client: AmqpClientLike, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timedOut = new Promise<'timeout'>((resolve) => {
-    timer = setTimeout(() => resolve('timeout'), timeoutMs);
-  });
-  const outcome = await Promise.race([
-    client.close().then(
-      () => 'closed' as const,
-      () => 'failed' as const,
-    ),
-    timedOut,
-  ]);
-  clearTimeout(timer);
-  if (outcome !== 'closed') forceClose(client);
+  const closing = client.close().then(
+    () => true,
+    () => false,
+  );
+  const closedInTime = await settledWithin(closing, timeoutMs);
+  if (!closedInTime || !(await closing)) forceClose(client);
 }
 
 /** Opens the first connection, trying each URL in turn; see {@link connect}. */

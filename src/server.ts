@@ -14,6 +14,7 @@ import type { Link, LinkParticipant } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
 import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
+import { settledWithin } from './within.js';
 
 /** What a handler knows about the request it is running. */
 export interface HandlerContext {
@@ -350,7 +351,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
 
   async #close(): Promise<void> {
     this.#link.leave(this);
-    await this.#consumer?.cancel().catch(() => undefined);
+    if (this.#consumer) await settledWithin(this.#consumer.cancel(), CLOSE_STEP_TIMEOUT_MS);
     if (this.#active.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       let timer: NodeJS.Timeout | undefined;
@@ -363,7 +364,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     }
     const channel = this.#channel;
     this.#channel = undefined;
-    if (channel && !channel.closed) await channel.close().catch(() => undefined);
+    if (channel && !channel.closed) await settledWithin(channel.close(), CLOSE_STEP_TIMEOUT_MS);
     this.onClosed(this);
     this.#resolveClosed(undefined);
   }
@@ -407,6 +408,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     await this.close();
   }
 }
+
+/** How long close() waits for each broker answer (cancel-ok, close-ok) before going on. */
+const CLOSE_STEP_TIMEOUT_MS = 2_000;
 
 /** Reads `closed` afresh: it changes while a handler awaits. */
 function isClosed(channel: AmqpChannelLike): boolean {
