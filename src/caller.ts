@@ -2,9 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type {
   AmqpChannelLike,
   AmqpClientLike,
+  AmqpField,
   AmqpMessageLike,
   AmqpProperties,
 } from './transport.js';
+import type { ControlPlane } from './control.js';
 import { AckBatcher } from './ack-batch.js';
 import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
@@ -25,10 +27,34 @@ import {
   STATUS_HEADER,
 } from './protocol.js';
 
+/**
+ * A call answered by several messages (a stream, a broadcast) instead of one reply. The
+ * caller hands it each message for the call; it says when the call is over.
+ */
+export interface MultiReply {
+  /** Where the request goes: `''` (the default exchange) or the control exchange. */
+  readonly exchange: string;
+  /** Extra request headers (the stream window). */
+  readonly headers: Readonly<Record<string, AmqpField>> | undefined;
+  /** A message for the call: returns the call's outcome when it is over, else {@link MORE}. */
+  onMessage(message: AmqpMessageLike, id: string): unknown;
+  /** The outcome when the deadline passes; DEADLINE_EXCEEDED when undefined. */
+  onDeadline?(): unknown;
+  /** The outcome when nothing could receive the request (basic.return). */
+  onNoRoute?(): unknown;
+  /** The caller cancelled: tell the server (best effort). */
+  onCancel?(id: string): void;
+}
+
+/** Returned by {@link MultiReply.onMessage} while more messages are to come. */
+export const MORE: unique symbol = Symbol('more');
+
 /** One call waiting for its reply. A class, not a closure, to keep per-call cost low. */
 class PendingCall {
   timer: NodeJS.Timeout | undefined;
   onAbort: (() => void) | undefined;
+  /** The request went out: the server may be running it (worth a cancel). */
+  published = false;
   constructor(
     readonly id: string,
     readonly queue: string,
@@ -37,6 +63,7 @@ class PendingCall {
     readonly resolve: (value: unknown) => void,
     readonly reject: (error: RpcError) => void,
     readonly signal: AbortSignal | undefined,
+    readonly multi: MultiReply | undefined,
   ) {}
 }
 
@@ -85,9 +112,12 @@ export class Caller implements LinkParticipant {
   /** Unique per caller instance, so a restarted process never reads another's replies. */
   readonly #expiringQueueName = `rpc.reply.${randomBytes(8).toString('hex')}`;
 
-  constructor(link: Link, options: ResolvedConnectOptions) {
+  readonly #control: ControlPlane;
+
+  constructor(link: Link, options: ResolvedConnectOptions, control: ControlPlane) {
     this.#link = link;
     this.#options = options;
+    this.#control = control;
     this.#maxPayloadBytes = options.maxPayloadBytes;
     link.join(this);
   }
@@ -107,6 +137,7 @@ export class Caller implements LinkParticipant {
     payload: unknown,
     options: CallOptions = {},
     method?: string,
+    multi?: MultiReply,
   ): Promise<unknown> {
     this.#calls++;
     let timeoutMs: number;
@@ -131,9 +162,10 @@ export class Caller implements LinkParticipant {
       properties = {
         contentType: encoded.contentType,
         expiration: String(timeoutMs),
-        headers: options.headers
-          ? { ...options.headers, [DEADLINE_HEADER]: deadline }
-          : { [DEADLINE_HEADER]: deadline },
+        headers:
+          options.headers || multi?.headers
+            ? { ...options.headers, ...multi?.headers, [DEADLINE_HEADER]: deadline }
+            : { [DEADLINE_HEADER]: deadline },
       };
       // The method name of a service call travels in the AMQP `type` property.
       if (method !== undefined) properties.type = method;
@@ -144,18 +176,35 @@ export class Caller implements LinkParticipant {
       const id = this.#idPrefix + (this.#nextId++).toString(36);
       // Also the request's stable id for deduplication (ctx.messageId): no message_id sent.
       properties.correlationId = id;
-      const call = new PendingCall(id, queue, body, properties, resolve, reject, options.signal);
+      const call = new PendingCall(
+        id,
+        queue,
+        body,
+        properties,
+        resolve,
+        reject,
+        options.signal,
+        multi,
+      );
       this.#pending.set(id, call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
       call.timer = setTimeout(() => {
         this.#settle(
           id,
-          new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`),
+          multi?.onDeadline
+            ? multi.onDeadline()
+            : new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`),
         );
       }, timeoutMs);
       const signal = options.signal;
       if (signal) {
-        call.onAbort = () => this.#settle(id, cancelled(signal));
+        call.onAbort = () => {
+          this.#settle(id, cancelled(signal));
+          // The server may be running it: tell it to stop (end-to-end cancellation).
+          if (!call.published) return;
+          if (multi?.onCancel) multi.onCancel(id);
+          else this.#control.cancel(queue, id, undefined);
+        };
         signal.addEventListener('abort', call.onAbort, { once: true });
       }
       const channel = this.#channel;
@@ -183,10 +232,11 @@ export class Caller implements LinkParticipant {
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {
     call.properties.replyTo = this.#replyTo;
+    call.published = true;
     batchWritesThisTick(channel.connection);
     // mandatory: an unroutable request comes back as basic.return at once (see #onReturn).
     channel
-      .basicPublish('', call.queue, call.body, call.properties, true)
+      .basicPublish(call.multi?.exchange ?? '', call.queue, call.body, call.properties, true)
       .catch((error: unknown) => this.#publishFailed(channel, call, error));
   }
 
@@ -323,19 +373,22 @@ export class Caller implements LinkParticipant {
       );
       return;
     }
-    let outcome: unknown;
-    try {
-      outcome = decodeReply(message);
-    } catch (error) {
-      outcome = RpcError.from(error, 'INTERNAL');
+    if (call.multi) {
+      const outcome = call.multi.onMessage(message, call.id);
+      if (outcome !== MORE) this.#settle(call.id, outcome);
+      return;
     }
-    this.#settle(call.id, outcome);
+    this.#settle(call.id, decodeReplyOutcome(message));
   }
 
   #onReturn(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
     if (!call) return;
+    if (call.multi?.onNoRoute) {
+      this.#settle(call.id, call.multi.onNoRoute());
+      return;
+    }
     const why =
       message.replyCode === NO_ROUTE
         ? 'no queue is bound to it'
@@ -444,6 +497,15 @@ function checkHeaders(headers: Readonly<Record<string, unknown>>): void {
   }
 }
 
+/** A reply's outcome: its decoded payload, or the RpcError it carries or causes. */
+export function decodeReplyOutcome(message: AmqpMessageLike): unknown {
+  try {
+    return decodeReply(message);
+  } catch (error) {
+    return RpcError.from(error, 'INTERNAL');
+  }
+}
+
 function decodeReply(message: AmqpMessageLike): unknown {
   const { headers, contentType } = message.properties;
   const status = headers?.[STATUS_HEADER];
@@ -461,9 +523,16 @@ function decodeReply(message: AmqpMessageLike): unknown {
   });
 }
 
-/** CANCELLED, or DEADLINE_EXCEEDED when the signal came from `AbortSignal.timeout()`. */
+/**
+ * CANCELLED, or DEADLINE_EXCEEDED when the signal came from `AbortSignal.timeout()`; a
+ * parent handler's signal aborts with an RpcError (its deadline, its caller's cancel),
+ * whose code the nested call takes.
+ */
 function cancelled(signal: AbortSignal): RpcError {
   const reason: unknown = signal.reason;
+  if (reason instanceof RpcError) {
+    return new RpcError(reason.code, reason.message, { cause: reason });
+  }
   if (reason instanceof Error && reason.name === 'TimeoutError') {
     return new RpcError('DEADLINE_EXCEEDED', "the call's signal timed out", { cause: reason });
   }

@@ -1,12 +1,21 @@
+import { collectReplies, type BroadcastReply } from './broadcast.js';
 import { Caller, type CallerStats } from './caller.js';
+import { ClientStream } from './client-stream.js';
+import { ControlPlane } from './control.js';
 import { RpcError } from './errors.js';
 import { openLink, type ConnectionState, type Link } from './link.js';
 import {
   checkQueueName,
+  DEFAULT_BROADCAST_TIMEOUT_MS,
+  inheritFromParent,
   resolveConnectOptions,
+  resolveMax,
   resolveServeOptions,
   resolveTimeoutMs,
+  resolveWindow,
+  type BroadcastOptions,
   type CallOptions,
+  type StreamOptions,
   type ConnectOptions,
   type ResolvedConnectOptions,
   type ServeOptions,
@@ -67,6 +76,7 @@ export class RpcConnection implements AsyncDisposable {
   readonly #link: Link;
   readonly #options: ResolvedConnectOptions;
   readonly #caller: Caller;
+  readonly #control: ControlPlane;
   readonly #servers = new Set<RpcServer>();
   #closing: Promise<void> | undefined;
   /** The call interceptors composed around the caller; undefined when there are none. */
@@ -76,7 +86,8 @@ export class RpcConnection implements AsyncDisposable {
   constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
     this.#options = options;
-    const caller = new Caller(link, options);
+    this.#control = new ControlPlane(link);
+    const caller = new Caller(link, options, this.#control);
     this.#caller = caller;
     if (options.callInterceptors.length > 0) {
       this.#intercepted = chain(options.callInterceptors, (request: CallRequest) => {
@@ -142,6 +153,99 @@ export class RpcConnection implements AsyncDisposable {
     return this.#invoke(queue, method, request, options);
   }
 
+  /**
+   * Calls a handler that streams its reply (returns an AsyncIterable or is an async
+   * generator) and returns the items as an AsyncIterable, in order. The request is sent on
+   * the first `next()`; the server sends at most `window` items ahead of those read;
+   * leaving the loop early cancels the stream on the server. A server that replies once
+   * gives a stream of that one item. Errors (the handler's, DEADLINE_EXCEEDED when the whole
+   * stream takes longer than `timeoutMs`, CANCELLED) are thrown by the loop, after the items
+   * that came before them. Call interceptors do not apply to streams.
+   */
+  stream<TItem = unknown>(
+    queue: string,
+    request: unknown,
+    options: StreamOptions = {},
+  ): AsyncIterableIterator<TItem> & AsyncDisposable {
+    return this.#stream<TItem>(queue, undefined, request, options);
+  }
+
+  /** @internal The typed client streams through here. */
+  streamMethod(
+    queue: string,
+    method: string,
+    request: unknown,
+    options?: StreamOptions,
+  ): AsyncIterableIterator<unknown> & AsyncDisposable {
+    return this.#stream(queue, method, request, options ?? {});
+  }
+
+  #stream<TItem>(
+    queue: string,
+    method: string | undefined,
+    request: unknown,
+    options: StreamOptions,
+  ): ClientStream<TItem> {
+    const { window: requestedWindow, ...callOptions } = options;
+    let window: number;
+    try {
+      window = resolveWindow(requestedWindow);
+    } catch (error) {
+      // Thrown by the first next(), like every other failure of the stream.
+      const invalid = RpcError.from(error, 'INVALID_ARGUMENT');
+      return new ClientStream<TItem>(() => Promise.reject(invalid), this.#control, queue, 1);
+    }
+    return new ClientStream<TItem>(
+      (multi, stopSignal) => {
+        let inherited: CallOptions;
+        try {
+          inherited = inheritFromParent(callOptions, this.#options.defaultTimeoutMs);
+        } catch (error) {
+          return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+        }
+        const signal = inherited.signal
+          ? AbortSignal.any([inherited.signal, stopSignal])
+          : stopSignal;
+        return this.#caller.call(queue, request, { ...inherited, signal }, method, multi);
+      },
+      this.#control,
+      queue,
+      window,
+    );
+  }
+
+  /**
+   * Scatter-gather: sends `request` to every server instance serving `queue` (each rabbit-rpc
+   * connection that serves it, through the control exchange) and collects their replies
+   * until `max` have come or `timeoutMs` has passed. Resolves with the replies that came,
+   * each with the instance that sent it and its outcome; with none when nothing serves
+   * `queue`. For status and health checks: a broadcast is not queued for later, and an
+   * instance that is down is simply missing from the result.
+   *
+   * @throws RpcError CANCELLED when `signal` aborts, INVALID_ARGUMENT for bad options.
+   */
+  async broadcast<TReply = unknown>(
+    queue: string,
+    request: unknown,
+    options: BroadcastOptions = {},
+  ): Promise<Array<BroadcastReply<TReply>>> {
+    const timeoutMs = resolveTimeoutMs(options.timeoutMs, DEFAULT_BROADCAST_TIMEOUT_MS);
+    const max = resolveMax(options.max);
+    checkQueueName(queue);
+    // No control exchange: no rabbit-rpc server has ever run on this vhost.
+    const exists = await this.#control.exchangeExists().catch((error: unknown) => {
+      throw RpcError.from(error, 'UNAVAILABLE');
+    });
+    if (!exists) return [];
+    const { multi } = collectReplies(max);
+    const callOptions: CallOptions = { timeoutMs };
+    if (options.signal) callOptions.signal = options.signal;
+    if (options.headers) callOptions.headers = options.headers;
+    return (await this.#caller.call(queue, request, callOptions, undefined, multi)) as Array<
+      BroadcastReply<TReply>
+    >;
+  }
+
   /** Runs a call through the interceptors (if any) to the caller. */
   #invoke(
     queue: string,
@@ -149,6 +253,13 @@ export class RpcConnection implements AsyncDisposable {
     payload: unknown,
     options: CallOptions | undefined,
   ): Promise<unknown> {
+    if (options?.parent) {
+      try {
+        options = inheritFromParent(options, this.#options.defaultTimeoutMs);
+      } catch (error) {
+        return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+      }
+    }
     const intercepted = this.#intercepted;
     if (!intercepted) return this.#caller.call(queue, payload, options, method);
     try {
@@ -223,6 +334,7 @@ export class RpcConnection implements AsyncDisposable {
       resolved,
       this.#options.maxPayloadBytes,
       (closed) => this.#servers.delete(closed),
+      this.#control,
     );
     this.#servers.add(server);
     try {
@@ -273,6 +385,7 @@ export class RpcConnection implements AsyncDisposable {
       new RpcError('FAILED_PRECONDITION', 'the connection is closed'),
     );
     await this.#caller.deleteReplyQueue();
+    this.#control.close();
     await this.#link.close();
   }
 

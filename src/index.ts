@@ -17,12 +17,16 @@ export type { Handler, HandlerContext, ServerStats } from './server.js';
 export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
 export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
 export type {
+  BroadcastOptions,
   CallOptions,
   ConnectOptions,
+  ParentContext,
   ReconnectOptions,
   ReplyMode,
   ServeOptions,
+  StreamOptions,
 } from './options.js';
+export type { BroadcastReply } from './broadcast.js';
 export type {
   CallInterceptor,
   CallNext,

@@ -21,3 +21,21 @@ export const DIRECT_REPLY_QUEUE = 'amq.rabbitmq.reply-to';
 
 /** AMQP reply code for basic.return when no queue is bound to the routing key. */
 export const NO_ROUTE = 312;
+
+/**
+ * Direct exchange of control messages and broadcasts. Each rabbit-rpc server connection
+ * binds its control queue here with the name of every queue it serves.
+ */
+export const CONTROL_EXCHANGE = 'rabbit-rpc.control';
+/** Control message header: `cancel` or `credit`. A message without it on a control queue is a broadcast request. */
+export const CONTROL_HEADER = 'rpc-control';
+/** Credit message header: how many stream items the caller accepts in all (integer). */
+export const CREDIT_HEADER = 'rpc-credit';
+/** Request header: the caller accepts a streamed reply; the value is its window (integer items). */
+export const STREAM_WINDOW_HEADER = 'rpc-stream-window';
+/** Reply header of a streamed reply: `item` for each item, `end` for the last message. */
+export const STREAM_HEADER = 'rpc-stream';
+/** Reply header of a stream item: its 0-based position. */
+export const STREAM_SEQ_HEADER = 'rpc-stream-seq';
+/** Reply header of stream and broadcast replies: the answering server's control queue. */
+export const CONTROL_QUEUE_HEADER = 'rpc-control-queue';

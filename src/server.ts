@@ -12,7 +12,18 @@ import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
-import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
+import type { ControlPlane, ControlTarget } from './control.js';
+import {
+  CONTROL_QUEUE_HEADER,
+  DEADLINE_HEADER,
+  MESSAGE_HEADER,
+  STACK_HEADER,
+  STATUS_HEADER,
+  STREAM_HEADER,
+  STREAM_SEQ_HEADER,
+  STREAM_WINDOW_HEADER,
+} from './protocol.js';
+import { StreamCredit } from './stream-credit.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 
@@ -20,7 +31,9 @@ import { settledWithin } from './within.js';
 export interface HandlerContext {
   /**
    * Aborts when the caller's deadline passes (reason: RpcError DEADLINE_EXCEEDED), when the
-   * server stops waiting for this handler on close, or when the connection is lost.
+   * caller cancels the call or stops reading its stream (CANCELLED), when the server stops
+   * waiting for this handler on close, or when the connection is lost. Pass the context as
+   * `parent` to nested calls to hand both the deadline and the cancellation down.
    */
   readonly signal: AbortSignal;
   /** The caller's deadline, Unix epoch milliseconds; undefined when the caller sent none. */
@@ -43,7 +56,11 @@ export interface HandlerContext {
   readonly method: string | undefined;
 }
 
-/** A request handler: returns (or resolves to) the reply, or throws an RpcError. */
+/**
+ * A request handler: returns (or resolves to) the reply, or throws an RpcError. To stream
+ * the reply, return an AsyncIterable (or be an async generator): each item is sent as it
+ * comes, to callers that use `stream()`.
+ */
 export type Handler<TRequest = unknown, TReply = unknown> = (
   request: TRequest,
   ctx: HandlerContext,
@@ -59,6 +76,8 @@ export interface ServerStats {
   expired: number;
   /** Times the server consumed again after a reconnect, a cancelled consumer or a channel error. */
   recoveries: number;
+  /** Requests whose caller cancelled them (running, or before they started). */
+  cancelled: number;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -66,6 +85,8 @@ class RequestContext implements HandlerContext {
   #controller: AbortController | undefined;
   #timer: NodeJS.Timeout | undefined;
   #done = false;
+  /** Set while the reply streams: the caller's credit. */
+  credit: StreamCredit | undefined;
   constructor(
     readonly queue: string,
     private readonly message: AmqpMessageLike,
@@ -122,7 +143,7 @@ class RequestContext implements HandlerContext {
  * After a reconnect, or when the broker cancels its consumer or closes its channel, it
  * opens a new channel, declares the queue again and goes on consuming.
  */
-export class RpcServer implements AsyncDisposable, LinkParticipant {
+export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarget {
   readonly queue: string;
   readonly #link: Link;
   readonly #options: ResolvedServeOptions;
@@ -132,6 +153,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   #replied = 0;
   #expired = 0;
   #recoveries = 0;
+  #cancelled = 0;
+  /** Cancels that came before their request: it is dropped when it arrives. Bounded. */
+  readonly #cancelledEarly = new Set<string>();
   #channel: AmqpChannelLike | undefined;
   #consumer: AmqpConsumerLike | undefined;
   #closing: Promise<void> | undefined;
@@ -147,6 +171,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     options: ResolvedServeOptions,
     maxPayloadBytes: number,
     private readonly onClosed: (server: RpcServer) => void,
+    private readonly control: ControlPlane | undefined,
   ) {
     this.#link = link;
     this.queue = queue;
@@ -162,6 +187,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       replied: this.#replied,
       expired: this.#expired,
       recoveries: this.#recoveries,
+      cancelled: this.#cancelled,
     };
   }
 
@@ -177,6 +203,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   async start(): Promise<void> {
     await this.#consume(await this.#link.ready());
     this.#link.join(this);
+    await this.control?.register(this.queue, this);
   }
 
   async #consume(client: AmqpClientLike): Promise<void> {
@@ -250,6 +277,12 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       acks.ack(message.deliveryTag);
       return;
     }
+    const id = message.properties.correlationId;
+    if (this.#cancelledEarly.size > 0 && id !== undefined && this.#cancelledEarly.delete(id)) {
+      this.#cancelled++;
+      acks.ack(message.deliveryTag);
+      return;
+    }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
     this.#run(acks, message, ctx).then(
@@ -259,8 +292,36 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 
   async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
-    let reply: EncodedBody;
-    let headers: Record<string, AmqpField> | undefined;
+    const window = readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER]);
+    const outcome = await this.#execute(message, ctx, window);
+    if (outcome instanceof Streamed) {
+      const end = await this.#sendStream(
+        acks.channel,
+        message,
+        ctx,
+        outcome.source,
+        outcome.window,
+      );
+      await this.#reply(acks.channel, message, end.reply, end.headers);
+      acks.ack(message.deliveryTag);
+      return;
+    }
+    await this.#reply(acks.channel, message, outcome.reply, outcome.headers);
+    // Answered; a poison request is kept for inspection in the dead-letter exchange, if the
+    // queue has one. Never requeued.
+    if (outcome.poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
+    else acks.ack(message.deliveryTag);
+  }
+
+  /**
+   * Decodes the request and runs the handler: the reply (success or error) to send, or the
+   * stream to send item by item when the handler returned one to a caller that streams.
+   */
+  async #execute(
+    message: AmqpMessageLike,
+    ctx: RequestContext,
+    window: number | undefined,
+  ): Promise<Replied | Streamed> {
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
     let poison = true;
     try {
@@ -274,33 +335,142 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
       poison = false;
       const result = await this.#handler(request, ctx);
-      reply = encodeBody(result, 'INTERNAL');
-      if (reply.body.length > this.#maxPayloadBytes) {
+      if (isAsyncIterable(result)) {
+        if (window !== undefined) return new Streamed(result, window);
+        await closeIterable(result);
         throw new RpcError(
-          'RESOURCE_EXHAUSTED',
-          `reply of ${reply.body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+          'FAILED_PRECONDITION',
+          'this handler streams its reply: call it with stream() (a request header rpc-stream-window)',
         );
+      }
+      return new Replied(this.#encodeReply(result), undefined, false);
+    } catch (thrown) {
+      return new Replied(...this.#errorReply(thrown, ctx), poison);
+    }
+  }
+
+  #encodeReply(result: unknown): EncodedBody {
+    const reply = encodeBody(result, 'INTERNAL');
+    if (reply.body.length > this.#maxPayloadBytes) {
+      throw new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `reply of ${reply.body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+      );
+    }
+    return reply;
+  }
+
+  /** The error reply for whatever a handler threw: details in the body, the code in headers. */
+  #errorReply(thrown: unknown, ctx: RequestContext): [EncodedBody, Record<string, AmqpField>] {
+    const error = RpcError.from(thrown, 'UNKNOWN');
+    if (error.code === 'UNKNOWN' || error.code === 'INTERNAL') {
+      // An unexpected failure: worth a look. Deliberate RpcErrors are the caller's business.
+      this.#link.logger.warn(
+        { queue: this.queue, code: error.code, correlationId: ctx.correlationId, err: thrown },
+        'handler failed',
+      );
+    }
+    const headers: Record<string, AmqpField> = {
+      [STATUS_HEADER]: error.code,
+      [MESSAGE_HEADER]: truncate(error.message),
+    };
+    if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
+      headers[STACK_HEADER] = truncate(thrown.stack);
+    }
+    return [encodeErrorDetails(error.details), headers];
+  }
+
+  /**
+   * Sends a streamed reply: one message per item, each only once the caller has granted
+   * credit for it, then returns the closing `end` message (with the error, if the stream
+   * failed). Stops the source when the caller cancels or the deadline passes.
+   */
+  async #sendStream(
+    channel: AmqpChannelLike,
+    message: AmqpMessageLike,
+    ctx: RequestContext,
+    source: AsyncIterable<unknown>,
+    window: number,
+  ): Promise<{ reply: EncodedBody; headers: Record<string, AmqpField> }> {
+    const credit = new StreamCredit(window);
+    ctx.credit = credit;
+    const signal = ctx.signal;
+    const iterator = source[Symbol.asyncIterator]();
+    const headers: Record<string, AmqpField> = { [STREAM_HEADER]: 'item' };
+    const controlQueue = this.control?.address;
+    if (controlQueue !== undefined) headers[CONTROL_QUEUE_HEADER] = controlQueue;
+    let seq = 0;
+    try {
+      for (;;) {
+        await credit.ready(seq, signal);
+        const next = await iterator.next();
+        if (next.done) break;
+        if (signal.aborted) throw signal.reason;
+        const item = this.#encodeReply(next.value);
+        await this.#reply(channel, message, item, { ...headers, [STREAM_SEQ_HEADER]: seq });
+        seq++;
       }
     } catch (thrown) {
-      const error = RpcError.from(thrown, 'UNKNOWN');
-      if (error.code === 'UNKNOWN' || error.code === 'INTERNAL') {
-        // An unexpected failure: worth a look. Deliberate RpcErrors are the caller's business.
-        this.#link.logger.warn(
-          { queue: this.queue, code: error.code, correlationId: ctx.correlationId, err: thrown },
-          'handler failed',
-        );
-      }
-      headers = { [STATUS_HEADER]: error.code, [MESSAGE_HEADER]: truncate(error.message) };
-      if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
-        headers[STACK_HEADER] = truncate(thrown.stack);
-      }
-      reply = encodeErrorDetails(error.details);
+      // Runs the generator's finally blocks (a no-op if the generator is what threw).
+      await iterator.return?.().catch(() => undefined);
+      const [reply, errorHeaders] = this.#errorReply(thrown, ctx);
+      return { reply, headers: { ...errorHeaders, ...headers, [STREAM_HEADER]: 'end' } };
     }
-    await this.#reply(acks.channel, message, reply, headers);
-    // Answered; a poison request is kept for inspection in the dead-letter exchange, if the
-    // queue has one. Never requeued.
-    if (poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
-    else acks.ack(message.deliveryTag);
+    return { reply: EMPTY_REPLY, headers: { ...headers, [STREAM_HEADER]: 'end' } };
+  }
+
+  /** @internal The caller of `correlationId` cancelled: abort its handler (control plane). */
+  cancel(correlationId: string): void {
+    for (const ctx of this.#active) {
+      if (ctx.correlationId === correlationId) {
+        this.#cancelled++;
+        ctx.abort(new RpcError('CANCELLED', 'the caller cancelled the call'));
+        return;
+      }
+    }
+    // Not running here (yet): if the request comes later, it is dropped unstarted.
+    this.#cancelledEarly.add(correlationId);
+    if (this.#cancelledEarly.size > MAX_EARLY_CANCELS) {
+      const [oldest] = this.#cancelledEarly;
+      if (oldest !== undefined) this.#cancelledEarly.delete(oldest);
+    }
+  }
+
+  /** @internal The caller of stream `correlationId` accepts `total` items in all. */
+  credit(correlationId: string, total: number): void {
+    for (const ctx of this.#active) {
+      if (ctx.correlationId === correlationId) ctx.credit?.grant(total);
+    }
+  }
+
+  /**
+   * @internal A broadcast request (see `RpcConnection.broadcast`): run like any request,
+   * answered on the control channel with this instance's control queue in the reply. Not
+   * acked (the control queue is consumed without acks) and never streamed.
+   */
+  broadcast(message: AmqpMessageLike): void {
+    if (this.#closing) return;
+    const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
+    if (deadline !== undefined && deadline <= Date.now()) return;
+    const ctx = new RequestContext(this.queue, message, deadline);
+    this.#active.add(ctx);
+    this.#answerBroadcast(message, ctx).then(
+      () => this.#finish(ctx),
+      () => this.#finish(ctx),
+    );
+  }
+
+  async #answerBroadcast(message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
+    const outcome = await this.#execute(message, ctx, undefined);
+    const { replyTo, correlationId } = message.properties;
+    if (!(outcome instanceof Replied) || !replyTo || !this.control) return;
+    const properties: AmqpProperties = {
+      contentType: outcome.reply.contentType,
+      headers: { ...outcome.headers, [CONTROL_QUEUE_HEADER]: this.control.address ?? '' },
+    };
+    if (correlationId !== undefined) properties.correlationId = correlationId;
+    this.control.reply(replyTo, outcome.reply.body, properties);
+    this.#replied++;
   }
 
   /**
@@ -330,7 +500,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
-    this.#replied++;
+    if (headers?.[STREAM_HEADER] !== 'item') this.#replied++;
   }
 
   #finish(ctx: RequestContext): void {
@@ -351,6 +521,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
 
   async #close(): Promise<void> {
     this.#link.leave(this);
+    this.control?.unregister(this.queue, this);
     if (this.#consumer) await settledWithin(this.#consumer.cancel(), CLOSE_STEP_TIMEOUT_MS);
     if (this.#active.size > 0) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -395,6 +566,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     );
     this.#closing = Promise.resolve();
     this.#link.leave(this);
+    this.control?.unregister(this.queue, this);
     this.#abortActive(error);
     this.onClosed(this);
     this.#resolveClosed(error);
@@ -417,6 +589,52 @@ function isClosed(channel: AmqpChannelLike): boolean {
   return channel.closed;
 }
 
+/** The reply of a handler run: a success or an error, ready to publish. */
+class Replied {
+  constructor(
+    readonly reply: EncodedBody,
+    readonly headers: Record<string, AmqpField> | undefined,
+    /** The request itself was at fault: undecodable or too large. */
+    readonly poison: boolean,
+  ) {}
+}
+
+/** A handler's AsyncIterable, to send to a caller that streams. */
+class Streamed {
+  constructor(
+    readonly source: AsyncIterable<unknown>,
+    readonly window: number,
+  ) {}
+}
+
+const EMPTY_REPLY: EncodedBody = { body: new Uint8Array(0), contentType: 'application/json' };
+/** How many cancels for requests not (yet) running a server remembers. */
+const MAX_EARLY_CANCELS = 1_000;
+/** The largest stream window a server honours: a caller cannot make it buffer more. */
+const MAX_STREAM_WINDOW = 10_000;
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/** Stops a stream that will not be sent (runs an async generator's finally blocks). */
+async function closeIterable(source: AsyncIterable<unknown>): Promise<void> {
+  await source[Symbol.asyncIterator]()
+    .return?.()
+    .catch(() => undefined);
+}
+
+/** The stream window a request asks for, if it asks for a stream; at least 1. */
+function readWindow(value: unknown): number | undefined {
+  const window = typeof value === 'bigint' ? Number(value) : value;
+  if (typeof window !== 'number' || !Number.isFinite(window)) return undefined;
+  return Math.min(MAX_STREAM_WINDOW, Math.max(1, Math.floor(window)));
+}
+
 /** Error headers stay small: a reply's properties must fit one AMQP frame. */
 const MAX_ERROR_TEXT = 2_000;
 
@@ -431,10 +649,10 @@ function readDeadline(value: unknown): number | undefined {
 }
 
 function encodeErrorDetails(details: unknown): EncodedBody {
-  if (details === undefined) return { body: new Uint8Array(0), contentType: 'application/json' };
+  if (details === undefined) return EMPTY_REPLY;
   try {
     return encodeBody(details, 'INTERNAL');
   } catch {
-    return { body: new Uint8Array(0), contentType: 'application/json' };
+    return EMPTY_REPLY;
   }
 }

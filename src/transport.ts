@@ -30,6 +30,13 @@ export interface AmqpChannelLike {
     args?: Record<string, AmqpField>,
   ): Promise<{ name: string; messageCount: number; consumerCount: number }>;
   queueDelete(name: string): Promise<unknown>;
+  /** Declares an exchange (rabbit-rpc uses one direct exchange for control messages). */
+  exchangeDeclare(
+    name: string,
+    type: 'direct',
+    params: { durable?: boolean; autoDelete?: boolean; passive?: boolean },
+  ): Promise<void>;
+  queueBind(queue: string, exchange: string, routingKey: string): Promise<void>;
   basicQos(prefetchCount: number): Promise<void>;
   basicConsume(
     queue: string,
@@ -62,6 +69,8 @@ export interface AmqpMessageLike {
   readonly body: Uint8Array | null;
   readonly deliveryTag: number;
   readonly redelivered: boolean;
+  /** The routing key it was published with. */
+  readonly routingKey: string;
   readonly replyCode?: number | undefined;
   readonly replyText?: string | undefined;
 }

@@ -134,6 +134,16 @@ class TracedChannel implements AmqpChannelLike {
   queueDelete(name: string): Promise<unknown> {
     return this.#inner.queueDelete(name);
   }
+  exchangeDeclare(
+    name: string,
+    type: 'direct',
+    params: { durable?: boolean; autoDelete?: boolean; passive?: boolean },
+  ): Promise<void> {
+    return this.#inner.exchangeDeclare(name, type, params);
+  }
+  queueBind(queue: string, exchange: string, routingKey: string): Promise<void> {
+    return this.#inner.queueBind(queue, exchange, routingKey);
+  }
   basicQos(prefetchCount: number): Promise<void> {
     return this.#inner.basicQos(prefetchCount);
   }

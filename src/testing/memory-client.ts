@@ -124,6 +124,22 @@ export class MemoryChannel implements AmqpChannelLike {
     return this.#rpc(() => ({ messageCount: this.#core.deleteQueue(name, this.client) }));
   }
 
+  exchangeDeclare(
+    name: string,
+    type: 'direct',
+    params: { durable?: boolean; autoDelete?: boolean; passive?: boolean },
+  ): Promise<void> {
+    return this.#rpc(() => {
+      this.#core.declareExchange(name, type, params.passive ?? false);
+    });
+  }
+
+  queueBind(queue: string, exchange: string, routingKey: string): Promise<void> {
+    return this.#rpc(() => {
+      this.#core.bind(this.client, queue, exchange, routingKey);
+    });
+  }
+
   basicQos(prefetchCount: number): Promise<void> {
     return this.#rpc(() => {
       this.prefetch = prefetchCount;

@@ -99,6 +99,39 @@ export class BrokerCore {
   readonly clients = new Set<MemoryClient>();
   /** Direct Reply-to: the token in `amq.rabbitmq.reply-to.<token>` → the channel consuming it. */
   readonly replyChannels = new Map<string, MemoryChannel>();
+  /** Declared direct exchanges: name → routing key → names of the queues bound with it. */
+  readonly exchanges = new Map<string, Map<string, Set<string>>>();
+
+  declareExchange(name: string, type: string, passive: boolean): void {
+    if (passive) {
+      if (!this.exchanges.has(name) && !BUILT_IN_EXCHANGES.has(name)) throw noExchange(name);
+      return;
+    }
+    if (type !== 'direct') {
+      throw new ChannelFailure(
+        503,
+        `COMMAND_INVALID - the in-memory broker has only direct exchanges`,
+      );
+    }
+    if (name.startsWith('amq.')) {
+      throw new ChannelFailure(
+        403,
+        `ACCESS_REFUSED - exchange name '${name}' contains reserved prefix 'amq.*'`,
+      );
+    }
+    if (!this.exchanges.has(name)) this.exchanges.set(name, new Map());
+  }
+
+  bind(client: MemoryClient, queueName: string, exchange: string, routingKey: string): void {
+    const bindings = this.exchanges.get(exchange);
+    if (!bindings) throw noExchange(exchange);
+    const queue = this.queues.get(queueName);
+    if (!queue) throw notFound(queueName);
+    this.#checkOwner(queue, client);
+    let queues = bindings.get(routingKey);
+    if (!queues) bindings.set(routingKey, (queues = new Set()));
+    queues.add(queueName);
+  }
 
   declare(
     client: MemoryClient,
@@ -172,6 +205,9 @@ export class BrokerCore {
   drop(queue: MemoryQueue): void {
     if (this.queues.get(queue.name) !== queue) return;
     this.queues.delete(queue.name);
+    for (const bindings of this.exchanges.values()) {
+      for (const queues of bindings.values()) queues.delete(queue.name);
+    }
     clearTimeout(queue.unexpiresTimer);
     clearTimeout(queue.headTimer);
     for (const consumer of queue.consumers.splice(0)) {
@@ -233,9 +269,9 @@ export class BrokerCore {
     properties: AmqpProperties,
     mandatory: boolean,
   ): void {
-    if (exchange !== '' && !BUILT_IN_EXCHANGES.has(exchange)) {
-      throw new ChannelFailure(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`);
-    }
+    const bindings = exchange === '' ? undefined : this.exchanges.get(exchange);
+    if (exchange !== '' && !bindings && !BUILT_IN_EXCHANGES.has(exchange))
+      throw noExchange(exchange);
     if (channel && properties.userId !== undefined && properties.userId !== channel.client.user) {
       throw new ChannelFailure(
         406,
@@ -267,12 +303,21 @@ export class BrokerCore {
       if (mandatory) channel?.returnMessage(message, 312, 'NO_ROUTE');
       return;
     }
-    const queue = exchange === '' ? this.queues.get(routingKey) : undefined;
-    if (!queue) {
+    const targets: MemoryQueue[] = [];
+    if (exchange === '') {
+      const queue = this.queues.get(routingKey);
+      if (queue) targets.push(queue);
+    } else {
+      for (const name of bindings?.get(routingKey) ?? []) {
+        const queue = this.queues.get(name);
+        if (queue) targets.push(queue);
+      }
+    }
+    if (targets.length === 0) {
       if (mandatory) channel?.returnMessage(message, 312, 'NO_ROUTE');
       return;
     }
-    this.enqueue(queue, message);
+    for (const queue of targets) this.enqueue(queue, message);
   }
 
   enqueue(queue: MemoryQueue, message: StoredMessage): void {
@@ -413,6 +458,10 @@ function parseExpiration(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const ms = Number(value);
   return Number.isInteger(ms) && ms >= 0 ? ms : undefined;
+}
+
+function noExchange(exchange: string): ChannelFailure {
+  return new ChannelFailure(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`);
 }
 
 function notFound(queue: string): ChannelFailure {

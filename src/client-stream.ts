@@ -1,0 +1,151 @@
+import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
+import type { ControlPlane } from './control.js';
+import { RpcError } from './errors.js';
+import { CONTROL_QUEUE_HEADER, STREAM_HEADER, STREAM_WINDOW_HEADER } from './protocol.js';
+import type { AmqpMessageLike } from './transport.js';
+
+/** Starts the call behind a stream; resolves when the stream has ended, rejects with its error. */
+export type StartStream = (multi: MultiReply, signal: AbortSignal) => Promise<unknown>;
+
+/**
+ * The caller's side of a streamed reply (see `RpcConnection.stream`): an AsyncIterable
+ * that publishes the request on the first `next()`, buffers at most `window` items, and
+ * grants the server more credit as items are consumed. Leaving the loop early (`break`,
+ * `return`, a throw) cancels the call on the server.
+ */
+export class ClientStream<TItem> implements AsyncIterableIterator<TItem>, AsyncDisposable {
+  readonly #start: StartStream;
+  readonly #control: ControlPlane;
+  readonly #queue: string;
+  readonly #window: number;
+  readonly #abort = new AbortController();
+  readonly #buffer: TItem[] = [];
+  #started = false;
+  #ended = false;
+  #error: RpcError | undefined;
+  #wake: (() => void) | undefined;
+  /** Items handed to the application so far. */
+  #consumed = 0;
+  /** Items the server may send in all. */
+  #granted: number;
+  #id: string | undefined;
+  #controlQueue: string | undefined;
+
+  constructor(start: StartStream, control: ControlPlane, queue: string, window: number) {
+    this.#start = start;
+    this.#control = control;
+    this.#queue = queue;
+    this.#window = window;
+    this.#granted = window;
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  async next(): Promise<IteratorResult<TItem, undefined>> {
+    if (!this.#started) this.#begin();
+    while (this.#buffer.length === 0 && !this.#ended) {
+      await new Promise<void>((resolve) => (this.#wake = resolve));
+    }
+    if (this.#buffer.length > 0) {
+      const value = this.#buffer.shift() as TItem;
+      this.#consumed++;
+      this.#maybeGrant();
+      return { value, done: false };
+    }
+    if (this.#error) {
+      const error = this.#error;
+      this.#error = undefined; // thrown once; then the iterator is done
+      throw error;
+    }
+    return { value: undefined, done: true };
+  }
+
+  /** Stops reading: the server is told to cancel the stream. */
+  return(): Promise<IteratorResult<TItem, undefined>> {
+    this.#stop();
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  throw(error?: unknown): Promise<IteratorResult<TItem, undefined>> {
+    this.#stop();
+    return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.return();
+  }
+
+  #stop(): void {
+    if (!this.#started) {
+      this.#started = true; // never publish a request nobody reads
+      this.#ended = true;
+      return;
+    }
+    this.#buffer.length = 0;
+    if (!this.#ended) this.#abort.abort(new RpcError('CANCELLED', 'the stream was closed'));
+    this.#error = undefined;
+    this.#ended = true;
+  }
+
+  #begin(): void {
+    this.#started = true;
+    const multi: MultiReply = {
+      exchange: '',
+      headers: { [STREAM_WINDOW_HEADER]: this.#window },
+      onMessage: (message, id) => this.#onMessage(message, id),
+      onCancel: (id) => this.#control.cancel(this.#queue, id, this.#controlQueue),
+    };
+    this.#start(multi, this.#abort.signal).then(
+      () => this.#end(undefined),
+      (error: unknown) => this.#end(RpcError.from(error, 'UNKNOWN')),
+    );
+  }
+
+  #onMessage(message: AmqpMessageLike, id: string): unknown {
+    this.#id = id;
+    const headers = message.properties.headers;
+    const kind = headers?.[STREAM_HEADER];
+    const controlQueue = headers?.[CONTROL_QUEUE_HEADER];
+    if (typeof controlQueue === 'string') this.#controlQueue = controlQueue;
+    const outcome = decodeReplyOutcome(message);
+    if (kind === 'item') {
+      if (outcome instanceof RpcError) return outcome;
+      this.#push(outcome as TItem);
+      return MORE;
+    }
+    if (kind === 'end') return outcome instanceof RpcError ? outcome : undefined;
+    // A plain reply (a server that does not stream): a stream of one item, or its error.
+    if (outcome instanceof RpcError) return outcome;
+    this.#push(outcome as TItem);
+    return undefined;
+  }
+
+  #push(item: TItem): void {
+    if (this.#ended) return;
+    this.#buffer.push(item);
+    this.#notify();
+  }
+
+  #end(error: RpcError | undefined): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#error = error;
+    this.#notify();
+  }
+
+  #notify(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    wake?.();
+  }
+
+  /** Once half the window is consumed, the server may send a full window past what was read. */
+  #maybeGrant(): void {
+    if (this.#ended || this.#id === undefined || this.#controlQueue === undefined) return;
+    if (this.#granted - this.#consumed > this.#window / 2) return;
+    this.#granted = this.#consumed + this.#window;
+    this.#control.credit(this.#controlQueue, this.#id, this.#granted);
+  }
+}

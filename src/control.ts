@@ -1,0 +1,268 @@
+import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
+import { fromAmqpError } from './amqp.js';
+import type { Link, LinkParticipant } from './link.js';
+import { CONTROL_EXCHANGE, CONTROL_HEADER, CREDIT_HEADER } from './protocol.js';
+import { batchWritesThisTick } from './write-batch.js';
+
+/** What a server does with the control messages for its queue. */
+export interface ControlTarget {
+  /** The caller of `correlationId` gave up: abort its handler. */
+  cancel(correlationId: string): void;
+  /** The caller of stream `correlationId` accepts `total` items in all. */
+  credit(correlationId: string, total: number): void;
+  /** A broadcast request (published to the control exchange) for the queue it serves. */
+  broadcast(message: AmqpMessageLike): void;
+}
+
+/** How long a "the control exchange does not exist" answer is trusted before asking again. */
+const MISSING_EXCHANGE_RECHECK_MS = 5_000;
+
+/**
+ * The control plane of one connection (docs/protocol.md, "Control messages"):
+ *
+ * - serving side: one exclusive control queue, bound to the `rabbit-rpc.control` direct
+ *   exchange with the name of every queue served here, consumed without acks. Cancels,
+ *   stream credit and broadcast requests arrive on it.
+ * - calling side: publishes cancels and credit, best effort: a lost control message costs
+ *   wasted work on the server, never a wrong reply.
+ *
+ * Its channel is separate from the callers' and servers' channels, so that a control
+ * problem (a missing exchange, a permission) never fails a call.
+ */
+export class ControlPlane implements LinkParticipant {
+  readonly #link: Link;
+  readonly #targets = new Map<string, Set<ControlTarget>>();
+  #channel: AmqpChannelLike | undefined;
+  #opening: Promise<AmqpChannelLike> | undefined;
+  /** The control queue's name while it is consumed. */
+  #queue: string | undefined;
+  #listening: Promise<string> | undefined;
+  #exchangeExists = false;
+  #exchangeMissingSince = -Infinity;
+
+  constructor(link: Link) {
+    this.#link = link;
+    link.join(this);
+  }
+
+  /** This connection's control queue, once a server is registered; where credit and cancels for its streams go. */
+  get address(): string | undefined {
+    return this.#queue;
+  }
+
+  /**
+   * Routes control messages for `queue` to `target`. Never throws: without the control
+   * plane (no permission on the exchange) the server still serves, without cancellation
+   * and broadcasts; the reason is logged.
+   */
+  async register(queue: string, target: ControlTarget): Promise<void> {
+    let targets = this.#targets.get(queue);
+    if (!targets) this.#targets.set(queue, (targets = new Set()));
+    targets.add(target);
+    try {
+      const controlQueue = await this.#listen();
+      const channel = await this.#open();
+      await channel.queueBind(controlQueue, CONTROL_EXCHANGE, queue);
+    } catch (error) {
+      this.#link.logger.warn(
+        { queue, err: error },
+        'no control queue: this server will not see cancellations or broadcasts',
+      );
+    }
+  }
+
+  unregister(queue: string, target: ControlTarget): void {
+    const targets = this.#targets.get(queue);
+    targets?.delete(target);
+    // The binding stays until the connection closes: a message routed by it finds no target.
+    if (targets?.size === 0) this.#targets.delete(queue);
+  }
+
+  /**
+   * Tells the server running call `correlationId` that its caller gave up: to the instance
+   * that runs it when known (`controlQueue`), else to every instance serving `queue`.
+   */
+  cancel(queue: string, correlationId: string, controlQueue: string | undefined): void {
+    const headers = { [CONTROL_HEADER]: 'cancel' };
+    if (controlQueue !== undefined) this.#send('', controlQueue, correlationId, headers);
+    else this.#sendViaExchange(queue, correlationId, headers);
+  }
+
+  /** Grants a stream's server `total` items in all. */
+  credit(controlQueue: string, correlationId: string, total: number): void {
+    this.#send('', controlQueue, correlationId, {
+      [CONTROL_HEADER]: 'credit',
+      [CREDIT_HEADER]: total,
+    });
+  }
+
+  /** Publishes a broadcast reply on the control channel. */
+  reply(replyTo: string, body: Uint8Array, properties: AmqpProperties): void {
+    this.#open().then(
+      (channel) => {
+        batchWritesThisTick(channel.connection);
+        channel.basicPublish('', replyTo, body, properties).catch(() => undefined);
+      },
+      () => undefined,
+    );
+  }
+
+  /**
+   * True when the control exchange exists, that is when some rabbit-rpc server has ever
+   * run on this vhost. Checked with a passive declare (no configure permission needed) on a
+   * throwaway channel, since a failed check closes the channel.
+   */
+  async exchangeExists(): Promise<boolean> {
+    if (this.#exchangeExists) return true;
+    if (Date.now() - this.#exchangeMissingSince < MISSING_EXCHANGE_RECHECK_MS) return false;
+    const client = await this.#link.ready();
+    const channel = await client.channel();
+    try {
+      await channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { passive: true });
+      this.#exchangeExists = true;
+    } catch {
+      this.#exchangeMissingSince = Date.now();
+    } finally {
+      if (!channel.closed) channel.close().catch(() => undefined);
+    }
+    return this.#exchangeExists;
+  }
+
+  #sendViaExchange(queue: string, correlationId: string, headers: AmqpProperties['headers']): void {
+    // Publishing to a missing exchange would close the channel: check it exists first.
+    this.exchangeExists().then(
+      (exists) => {
+        if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers);
+      },
+      () => undefined,
+    );
+  }
+
+  #send(
+    exchange: string,
+    routingKey: string,
+    correlationId: string,
+    headers: AmqpProperties['headers'],
+  ): void {
+    const properties: AmqpProperties = { correlationId };
+    if (headers) properties.headers = headers;
+    this.#open().then(
+      (channel) => {
+        batchWritesThisTick(channel.connection);
+        channel.basicPublish(exchange, routingKey, EMPTY, properties).catch(() => undefined);
+      },
+      (error: unknown) => {
+        this.#link.logger.debug({ err: error }, 'a control message was not sent');
+      },
+    );
+  }
+
+  /** The control channel, opened once; a closed one is replaced. */
+  #open(): Promise<AmqpChannelLike> {
+    if (this.#channel && !this.#channel.closed) return Promise.resolve(this.#channel);
+    this.#opening ??= this.#openChannel().finally(() => (this.#opening = undefined));
+    return this.#opening;
+  }
+
+  async #openChannel(): Promise<AmqpChannelLike> {
+    const client = await this.#link.ready();
+    const channel = await client.channel();
+    this.#channel = channel;
+    return channel;
+  }
+
+  /** Declares the exchange and the control queue and consumes it, once per connection. */
+  #listen(): Promise<string> {
+    this.#listening ??= this.#declareAndConsume().catch((error: unknown) => {
+      this.#listening = undefined;
+      throw fromAmqpError(error, 'setting up the control queue failed');
+    });
+    return this.#listening;
+  }
+
+  async #declareAndConsume(): Promise<string> {
+    const channel = await this.#open();
+    await channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { durable: true, autoDelete: false });
+    this.#exchangeExists = true;
+    const { name } = await channel.queueDeclare('', {
+      exclusive: true,
+      autoDelete: true,
+      durable: false,
+    });
+    const consumer = await channel.basicConsume(
+      name,
+      { noAck: true, exclusive: true },
+      (message) => {
+        this.#dispatch(message);
+      },
+    );
+    consumer.wait().then(
+      () => undefined,
+      () => this.#stopped(channel),
+    );
+    this.#queue = name;
+    return name;
+  }
+
+  /** The broker closed the control channel: listen again on a new one, bindings and all. */
+  #stopped(channel: AmqpChannelLike): void {
+    if (this.#channel !== channel) return;
+    this.#forget();
+    const client = this.#link.client;
+    if (client && !client.closed && this.#targets.size > 0) this.connectionRestored();
+  }
+
+  #dispatch(message: AmqpMessageLike): void {
+    const { correlationId, headers } = message.properties;
+    const kind = headers?.[CONTROL_HEADER];
+    if (kind === undefined) {
+      // A broadcast request: the first server of this connection on that queue answers it.
+      const [target] = this.#targets.get(message.routingKey) ?? [];
+      target?.broadcast(message);
+      return;
+    }
+    if (correlationId === undefined) return;
+    // Correlation ids are unique per caller: whichever server runs the call finds it.
+    for (const targets of this.#targets.values()) {
+      for (const target of targets) {
+        if (kind === 'cancel') target.cancel(correlationId);
+        else if (kind === 'credit') {
+          const total = Number(headers?.[CREDIT_HEADER]);
+          if (Number.isSafeInteger(total)) target.credit(correlationId, total);
+        }
+      }
+    }
+  }
+
+  #forget(): void {
+    this.#channel = undefined;
+    this.#opening = undefined;
+    this.#queue = undefined;
+    this.#listening = undefined;
+  }
+
+  connectionLost(): void {
+    this.#forget();
+  }
+
+  connectionRestored(): void {
+    if (this.#targets.size === 0) return;
+    // A new control queue, bound again with every queue served here.
+    const entries = [...this.#targets];
+    this.#targets.clear();
+    for (const [queue, targets] of entries) {
+      for (const target of targets) void this.register(queue, target);
+    }
+  }
+
+  connectionEnded(): void {
+    this.#forget();
+  }
+
+  close(): void {
+    this.#link.leave(this);
+    this.#forget();
+  }
+}
+
+const EMPTY = new Uint8Array(0);

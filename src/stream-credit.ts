@@ -1,0 +1,39 @@
+/**
+ * The server's side of stream flow control: item `seq` (0-based) may be sent once the
+ * caller has granted more than `seq` items. The caller grants a window at the start and
+ * more as it consumes, so a server never runs more than a window ahead of a slow consumer.
+ */
+export class StreamCredit {
+  #granted: number;
+  #wake: (() => void) | undefined;
+
+  constructor(window: number) {
+    this.#granted = window;
+  }
+
+  /** The caller accepts `total` items in all; credit only grows (messages may repeat). */
+  grant(total: number): void {
+    if (total <= this.#granted) return;
+    this.#granted = total;
+    this.#wake?.();
+  }
+
+  /** Resolves once item `seq` may be sent; rejects with the signal's reason if it aborts first. */
+  ready(seq: number, signal: AbortSignal): Promise<void> {
+    if (signal.aborted) return Promise.reject(signal.reason as Error);
+    if (seq < this.#granted) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => {
+        this.#wake = undefined;
+        reject(signal.reason as Error);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.#wake = () => {
+        if (seq >= this.#granted) return;
+        this.#wake = undefined;
+        signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+    });
+  }
+}
