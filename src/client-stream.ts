@@ -4,6 +4,16 @@ import { RpcError } from './errors.js';
 import { CONTROL_QUEUE_HEADER, STREAM_HEADER, STREAM_WINDOW_HEADER } from './protocol.js';
 import type { AmqpMessageLike } from './transport.js';
 
+/**
+ * A streamed reply, read with `for await`. Leaving the loop early (or `return()`, or
+ * `await using`) cancels the stream on the server.
+ */
+export interface RpcStream<TItem> extends AsyncIterableIterator<TItem>, AsyncDisposable {
+  next(): Promise<IteratorResult<TItem, undefined>>;
+  /** Stops reading; the server is told to stop. */
+  return(): Promise<IteratorResult<TItem, undefined>>;
+}
+
 /** Starts the call behind a stream; resolves when the stream has ended, rejects with its error. */
 export type StartStream = (multi: MultiReply, signal: AbortSignal) => Promise<unknown>;
 
@@ -13,7 +23,7 @@ export type StartStream = (multi: MultiReply, signal: AbortSignal) => Promise<un
  * grants the server more credit as items are consumed. Leaving the loop early (`break`,
  * `return`, a throw) cancels the call on the server.
  */
-export class ClientStream<TItem> implements AsyncIterableIterator<TItem>, AsyncDisposable {
+export class ClientStream<TItem> implements RpcStream<TItem> {
   readonly #start: StartStream;
   readonly #control: ControlPlane;
   readonly #queue: string;

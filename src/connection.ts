@@ -1,6 +1,6 @@
 import { collectReplies, type BroadcastReply } from './broadcast.js';
 import { Caller, type CallerStats } from './caller.js';
-import { ClientStream } from './client-stream.js';
+import { ClientStream, type RpcStream } from './client-stream.js';
 import { ControlPlane } from './control.js';
 import { RpcError } from './errors.js';
 import { openLink, type ConnectionState, type Link } from './link.js';
@@ -166,7 +166,7 @@ export class RpcConnection implements AsyncDisposable {
     queue: string,
     request: unknown,
     options: StreamOptions = {},
-  ): AsyncIterableIterator<TItem> & AsyncDisposable {
+  ): RpcStream<TItem> {
     return this.#stream<TItem>(queue, undefined, request, options);
   }
 
@@ -176,7 +176,7 @@ export class RpcConnection implements AsyncDisposable {
     method: string,
     request: unknown,
     options?: StreamOptions,
-  ): AsyncIterableIterator<unknown> & AsyncDisposable {
+  ): RpcStream<unknown> {
     return this.#stream(queue, method, request, options ?? {});
   }
 

@@ -76,7 +76,10 @@ export interface ServerStats {
   expired: number;
   /** Times the server consumed again after a reconnect, a cancelled consumer or a channel error. */
   recoveries: number;
-  /** Requests whose caller cancelled them (running, or before they started). */
+  /**
+   * Cancels received: for a request running here (its `ctx.signal` aborts), or for one not
+   * started yet (dropped if it comes; every instance serving the queue counts those).
+   */
   cancelled: number;
 }
 
@@ -279,7 +282,6 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     }
     const id = message.properties.correlationId;
     if (this.#cancelledEarly.size > 0 && id !== undefined && this.#cancelledEarly.delete(id)) {
-      this.#cancelled++;
       acks.ack(message.deliveryTag);
       return;
     }
@@ -421,9 +423,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
 
   /** @internal The caller of `correlationId` cancelled: abort its handler (control plane). */
   cancel(correlationId: string): void {
+    this.#cancelled++;
     for (const ctx of this.#active) {
       if (ctx.correlationId === correlationId) {
-        this.#cancelled++;
         ctx.abort(new RpcError('CANCELLED', 'the caller cancelled the call'));
         return;
       }
