@@ -38,12 +38,22 @@ export function brokerSizeLimit(error: unknown): number | undefined {
   return match?.[1] === undefined ? undefined : Number(match[1]);
 }
 
+/**
+ * The 406 RabbitMQ closes a channel with when a publish's `user_id` is not the login
+ * ("user_id property set to 'x' but authenticated user was 'y'"): a refused identity, not
+ * a broken precondition.
+ */
+const FORGED_USER_ID = /user_id property set to/;
+
 /** Maps an error from the AMQP library to an RpcError, keeping it as `cause`. */
 export function fromAmqpError(error: unknown, context: string): RpcError {
   if (error instanceof RpcError) return error;
   const replyCode = replyCodeOf(error);
-  const code =
-    replyCode === undefined ? 'UNAVAILABLE' : (REPLY_CODE_TO_RPC[replyCode] ?? 'UNAVAILABLE');
+  const code = FORGED_USER_ID.test(messageOf(error))
+    ? 'PERMISSION_DENIED'
+    : replyCode === undefined
+      ? 'UNAVAILABLE'
+      : (REPLY_CODE_TO_RPC[replyCode] ?? 'UNAVAILABLE');
   return new RpcError(code, `${context}: ${messageOf(error)}`, { cause: error });
 }
 

@@ -169,6 +169,8 @@ export class Caller implements LinkParticipant {
       };
       // The method name of a service call travels in the AMQP `type` property.
       if (method !== undefined) properties.type = method;
+      // Checked by the broker against the login: servers can trust it (ctx.userId).
+      if (this.#options.userId !== undefined) properties.userId = this.#options.userId;
     } catch (error) {
       return Promise.reject(this.#failed(RpcError.from(error, 'INTERNAL')));
     }

@@ -24,6 +24,14 @@ export interface ConnectOptions {
   frameMax?: number;
   /** Connection name shown by `rabbitmqctl list_connections` and the management UI. */
   connectionName?: string;
+  /**
+   * The AMQP `user_id` sent with every request, which servers read as `ctx.userId`.
+   * RabbitMQ refuses a publish whose `user_id` is not the connection's login, so servers
+   * can trust it. A string for a login the URL does not show (EXTERNAL/certificate auth
+   * through a custom transport); `false` sends none.
+   * @default the URL's user name, else `guest` (the login the AMQP client uses then)
+   */
+  userId?: string | false;
   /** Largest request or reply body accepted or sent, in bytes. @default 16777216 (16 MiB) */
   maxPayloadBytes?: number;
   /** Timeout of calls that set no `timeoutMs`. @default 30000 */
@@ -181,6 +189,11 @@ export interface ServeOptions {
   /** Send the handler's stack trace with error replies (development only). @default false */
   exposeErrorStack?: boolean;
   /**
+   * Refuse requests without a `user_id`: they get an UNAUTHENTICATED error reply and are
+   * acked, never run. Callers send one by default (`ConnectOptions.userId`). @default false
+   */
+  requireUserId?: boolean;
+  /**
    * `'quorum'` declares a replicated quorum queue (always durable), for requests that must
    * survive the loss of a cluster node. @default 'classic'
    */
@@ -231,6 +244,8 @@ export interface ResolvedConnectOptions {
   readonly heartbeatSec: number;
   readonly frameMax: number;
   readonly connectionName: string | undefined;
+  /** The `user_id` of every request; undefined sends none. */
+  readonly userId: string | undefined;
   readonly maxPayloadBytes: number;
   readonly defaultTimeoutMs: number;
   readonly publisherConfirms: boolean;
@@ -252,6 +267,7 @@ export interface ResolvedServeOptions {
   readonly autoDelete: boolean;
   readonly drainTimeoutMs: number;
   readonly exposeErrorStack: boolean;
+  readonly requireUserId: boolean;
   /** Whether undecodable requests are dead-lettered rather than acked. */
   readonly deadLetter: boolean;
   /** The `queue.declare` arguments. */
@@ -289,6 +305,7 @@ export function resolveConnectOptions(
     ),
     frameMax: integer('frameMax', options.frameMax, CONNECT_DEFAULTS.frameMax, 8192, 2 ** 31 - 1),
     connectionName: options.connectionName,
+    userId: resolveUserId(options.userId, urls),
     maxPayloadBytes: integer(
       'maxPayloadBytes',
       options.maxPayloadBytes,
@@ -372,6 +389,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
       options.exposeErrorStack,
       SERVE_DEFAULTS.exposeErrorStack,
     ),
+    requireUserId: boolean('requireUserId', options.requireUserId, false),
   };
 }
 
@@ -408,6 +426,39 @@ export function redactUrl(url: string): string {
     return parsed.toString();
   } catch {
     return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
+  }
+}
+
+/**
+ * The `user_id` requests carry: the login of the URLs unless `userId` says otherwise. The
+ * broker refuses a publish whose `user_id` is not the login, so one that cannot be known
+ * (URLs with different users) is an error rather than a guess.
+ */
+function resolveUserId(
+  value: string | false | undefined,
+  urls: readonly string[],
+): string | undefined {
+  if (value === false) return undefined;
+  if (value !== undefined) {
+    if (typeof value !== 'string' || value.length === 0)
+      invalid(`userId must be a non-empty string or false; got ${JSON.stringify(value)}`);
+    if (Buffer.byteLength(value) > 255) invalid('userId must be at most 255 bytes');
+    return value;
+  }
+  const users = new Set(urls.map(loginOf));
+  const [user] = users;
+  if (users.size !== 1 || user === undefined) {
+    invalid('the URLs log in as different users: set userId (the one to send, or false)');
+  }
+  return user;
+}
+
+/** The user @cloudamqp/amqp-client logs in as for `url`: its user name, else `guest`. */
+function loginOf(url: string): string {
+  try {
+    return decodeURIComponent(new URL(url).username) || 'guest';
+  } catch {
+    invalid(`url has a malformed user name: ${redactUrl(url)}`);
   }
 }
 

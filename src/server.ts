@@ -54,6 +54,13 @@ export interface HandlerContext {
   readonly queue: string;
   /** The method name (AMQP `type` property) of a service call; undefined for plain calls. */
   readonly method: string | undefined;
+  /**
+   * The caller's AMQP `user_id`; undefined when it sent none (see `requireUserId`).
+   * Checked by the broker: RabbitMQ refuses a publish whose `user_id` is not the
+   * publisher's login, so this is trustworthy unless the publisher has the `impersonator`
+   * tag.
+   */
+  readonly userId: string | undefined;
 }
 
 /**
@@ -126,6 +133,9 @@ class RequestContext implements HandlerContext {
   }
   get method(): string | undefined {
     return this.message.properties.type;
+  }
+  get userId(): string | undefined {
+    return this.message.properties.userId;
   }
 
   abort(reason: RpcError): void {
@@ -327,6 +337,10 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
     let poison = true;
     try {
+      if (this.#options.requireUserId && !ctx.userId) {
+        poison = false; // refused, not malformed: acked, never dead-lettered
+        throw new RpcError('UNAUTHENTICATED', 'this server requires a user_id on requests');
+      }
       const size = message.body?.length ?? 0;
       if (size > this.#maxPayloadBytes) {
         throw new RpcError(

@@ -172,6 +172,9 @@ class ServiceRequestContext implements ServiceContext<AnyService, string> {
   get queue(): string {
     return this.ctx.queue;
   }
+  get userId(): string | undefined {
+    return this.ctx.userId;
+  }
 
   error(code: RpcErrorCode, message: string, details?: unknown): never {
     return new RpcError(code, message, details === undefined ? {} : { details }) as never;

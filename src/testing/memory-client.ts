@@ -94,6 +94,7 @@ export class MemoryChannel implements AmqpChannelLike {
   replyToken: string | undefined;
   replyConsumer: MemoryConsumer | undefined;
   #nextTag = 1;
+  #confirming = false;
   #outbox: Array<[MemoryConsumer, MemoryMessage]> = [];
 
   constructor(
@@ -187,14 +188,18 @@ export class MemoryChannel implements AmqpChannelLike {
     // Copies: the publisher may reuse its buffer and objects the moment this returns.
     const copy = new Uint8Array(body);
     const props = structuredClone(properties);
-    return this.#send(() => {
+    const publish = () => {
       this.#core.publish(this, exchange, routingKey, copy, props, mandatory);
-    });
+    };
+    // In confirm mode, as in the library, a publish the broker closed the channel over
+    // (a forged user_id, an unknown exchange) rejects with the channel's error.
+    return this.#confirming ? this.#rpc(publish) : this.#send(publish);
   }
 
-  /** Confirm mode: publishes already settle once the broker has taken them. */
+  /** Confirm mode: publishes settle once the broker has taken them, or reject. */
   confirmSelect(): Promise<void> {
     if (this.closed) return rejectClosed();
+    this.#confirming = true;
     return Promise.resolve();
   }
 

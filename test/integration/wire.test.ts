@@ -49,6 +49,8 @@ describe('requests as rabbit-rpc sends them', () => {
     const deadline = Number(props.headers?.['rpc-deadline']);
     assert.ok(deadline >= before + 1_234 && deadline <= Date.now() + 1_234);
     assert.equal(props.headers?.['trace'], 'x');
+    // The login, which the broker checks: the URL's user (guest on the test broker).
+    assert.equal(props.userId, decodeURIComponent(new URL(AMQP_URL).username) || 'guest');
     // A plain reply (no headers at all) is a success.
     await channel.basicPublish('', props.replyTo, '"plain"', {
       correlationId: props.correlationId,
@@ -176,6 +178,34 @@ describe('requests from a plain AMQP client to rabbit-rpc serve', () => {
     assert.equal((await reply).properties.correlationId, 'n', 'only the fresh request is answered');
     assert.deepEqual(handled, ['new']);
     assert.equal(rpc.stats().servers[0]?.expired, 1);
+  });
+
+  test('user_id reaches ctx.userId; requireUserId refuses a request without one (UNAUTHENTICATED)', async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('wire-user');
+    const seen: Array<string | undefined> = [];
+    await rpc.serve(
+      queue,
+      (_request, ctx) => {
+        seen.push(ctx.userId);
+        return 'ok';
+      },
+      { requireUserId: true },
+    );
+    const replies = await replyQueue();
+    const login = decodeURIComponent(new URL(AMQP_URL).username) || 'guest';
+    const refused = replies.next();
+    await channel.basicPublish('', queue, 'null', { replyTo: replies.name, correlationId: 'a' });
+    const refusal = await refused;
+    assert.equal(refusal.properties.headers?.['rpc-status'], 'UNAUTHENTICATED');
+    const answered = replies.next();
+    await channel.basicPublish('', queue, 'null', {
+      replyTo: replies.name,
+      correlationId: 'b',
+      userId: login,
+    });
+    assert.equal(text(await answered), '"ok"');
+    assert.deepEqual(seen, [login], 'the request without user_id never ran');
   });
 
   test('a request without reply_to runs and is acked (one-way)', async () => {

@@ -282,6 +282,7 @@ describe('tracing: trace context in odd header values', () => {
       redelivered: false,
       queue,
       method: undefined,
+      userId: undefined,
     };
     const handled = tracing().serve(() => Promise.resolve('done'));
     assert.equal(await handled(null, ctx), 'done');
