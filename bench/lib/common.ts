@@ -152,12 +152,8 @@ export function isReplyTo(reply: unknown, i: number): boolean {
 /** Warm-up requests use indexes from here on, so they never look like measured ones. */
 export const WARMUP_BASE = 1_000_000_000;
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: ArrayLike<number>, p: number): number {
-  if (sorted.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * sorted.length);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))] ?? NaN;
-}
+/** Nearest-rank percentile of an ascending array; the same code as `rabbit-rpc bench`'s. */
+export { percentile } from '../../src/cli/latency.js';
 
 export function median(values: readonly number[]): number {
   const finite = values.filter((v) => Number.isFinite(v)).sort((a, b) => a - b);

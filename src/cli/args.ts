@@ -1,8 +1,10 @@
 import { Buffer } from 'node:buffer';
 import { parseArgs } from 'node:util';
+import { CONNECT_DEFAULTS } from '../index.js';
+import type { PhaseLimit } from './bench-load.js';
 
 /** The commands of the `rabbit-rpc` CLI. */
-export const COMMANDS = ['call', 'ping', 'serve', 'demo'] as const;
+export const COMMANDS = ['call', 'ping', 'serve', 'bench', 'demo'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** A command line the user got wrong: exit code 2, nothing was sent anywhere. */
@@ -52,6 +54,27 @@ export interface ServeArgs {
   readonly reconnect: boolean;
 }
 
+export interface BenchArgs {
+  readonly command: 'bench';
+  /** The queue to call; undefined with `--echo`, which serves a temporary queue itself. */
+  readonly queue: string | undefined;
+  /** Serve an echo server on a temporary queue, on a second connection of this process. */
+  readonly echo: boolean;
+  /** The request every call sends. */
+  readonly request: unknown;
+  readonly url: string | undefined;
+  /** Calls kept in flight. */
+  readonly concurrency: number;
+  /** How long the measured phase lasts. */
+  readonly limit: PhaseLimit;
+  /** Calls before the measured phase, not counted in its figures. */
+  readonly warmupMs: number;
+  readonly timeoutMs: number | undefined;
+  readonly method: string | undefined;
+  /** The result as one JSON object on stdout instead of the table. */
+  readonly json: boolean;
+}
+
 export interface DemoArgs {
   readonly command: 'demo';
   readonly url: string | undefined;
@@ -66,7 +89,8 @@ export interface VersionArgs {
   readonly command: 'version';
 }
 
-export type ParsedCommandLine = CallArgs | PingArgs | ServeArgs | DemoArgs | HelpArgs | VersionArgs;
+export type ParsedCommandLine =
+  CallArgs | PingArgs | ServeArgs | BenchArgs | DemoArgs | HelpArgs | VersionArgs;
 
 /** The largest delay a Node timer accepts; the library's upper bound for timeouts. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -98,6 +122,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       return parsePing(rest);
     case 'serve':
       return parseServe(rest);
+    case 'bench':
+      return parseBench(rest);
     case 'demo':
       return parseDemo(rest);
   }
@@ -116,23 +142,13 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     throw new UsageError('call needs a queue and a JSON request', 'call');
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'call');
-  let request: unknown;
-  try {
-    request = JSON.parse(json) as unknown;
-  } catch (error) {
-    const why = error instanceof Error ? error.message : String(error);
-    throw new UsageError(
-      `the request is not valid JSON (${why}); quote strings twice, e.g. '"Hello World"'`,
-      'call',
-    );
-  }
   return {
     command: 'call',
     queue: queueName(queue, 'call'),
-    request,
+    request: jsonRequest(json, 'call'),
     url: stringValue(values['url']),
     timeoutMs: integerValue('call', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
-    method: methodName(stringValue(values['method'])),
+    method: methodName(stringValue(values['method']), 'call'),
     verbose: values['verbose'] === true,
   };
 }
@@ -181,6 +197,85 @@ function parseServe(args: string[]): ServeArgs | HelpArgs {
     prefetch: integerValue('serve', '--prefetch', values['prefetch'], 1, 65_535),
     url: stringValue(values['url']),
     reconnect: values['no-reconnect'] !== true,
+  };
+}
+
+/** `bench` without `--duration-ms` or `--calls`: a 10-second run. */
+export const BENCH_DEFAULT_DURATION_MS = 10_000;
+export const BENCH_DEFAULT_CONCURRENCY = 16;
+export const BENCH_DEFAULT_WARMUP_MS = 1_000;
+/** The request `bench` sends without `<json>` or `--payload-bytes`. */
+export const BENCH_DEFAULT_REQUEST = null;
+
+function parseBench(args: string[]): BenchArgs | HelpArgs {
+  const { values, positionals } = parse('bench', args, {
+    url: { type: 'string' },
+    echo: { type: 'boolean' },
+    concurrency: { type: 'string', short: 'c' },
+    'duration-ms': { type: 'string' },
+    calls: { type: 'string', short: 'n' },
+    'warmup-ms': { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    method: { type: 'string' },
+    'payload-bytes': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'bench' };
+  const echo = values['echo'] === true;
+  // With --echo the queue is a temporary one: the only argument left is the request.
+  const [queue, json, ...extra] = echo ? [undefined, ...positionals] : positionals;
+  if (!echo && queue === undefined) {
+    throw new UsageError('bench needs a queue (or --echo to serve one itself)', 'bench');
+  }
+  if (extra.length > 0) {
+    throw new UsageError(
+      `unexpected argument "${extra.join(' ')}"` +
+        (echo ? ' (with --echo, bench takes no queue: only a JSON request)' : ''),
+      'bench',
+    );
+  }
+  const payloadBytes = integerValue(
+    'bench',
+    '--payload-bytes',
+    values['payload-bytes'],
+    2,
+    CONNECT_DEFAULTS.maxPayloadBytes,
+  );
+  if (payloadBytes !== undefined && json !== undefined) {
+    throw new UsageError('give a JSON request or --payload-bytes, not both', 'bench');
+  }
+  const calls = integerValue('bench', '--calls', values['calls'], 1, Number.MAX_SAFE_INTEGER);
+  const durationMs = integerValue(
+    'bench',
+    '--duration-ms',
+    values['duration-ms'],
+    1,
+    MAX_TIMEOUT_MS,
+  );
+  if (calls !== undefined && durationMs !== undefined) {
+    throw new UsageError('give --duration-ms or --calls, not both', 'bench');
+  }
+  let request: unknown = BENCH_DEFAULT_REQUEST;
+  // A JSON string of exactly payloadBytes bytes: its quotes and ASCII letters.
+  if (payloadBytes !== undefined) request = 'x'.repeat(payloadBytes - 2);
+  else if (json !== undefined) request = jsonRequest(json, 'bench');
+  return {
+    command: 'bench',
+    queue: queue === undefined ? undefined : queueName(queue, 'bench'),
+    echo,
+    request,
+    url: stringValue(values['url']),
+    concurrency:
+      integerValue('bench', '--concurrency', values['concurrency'], 1, 100_000) ??
+      BENCH_DEFAULT_CONCURRENCY,
+    limit:
+      calls === undefined ? { durationMs: durationMs ?? BENCH_DEFAULT_DURATION_MS } : { calls },
+    warmupMs:
+      integerValue('bench', '--warmup-ms', values['warmup-ms'], 0, MAX_TIMEOUT_MS) ??
+      BENCH_DEFAULT_WARMUP_MS,
+    timeoutMs: integerValue('bench', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    method: methodName(stringValue(values['method']), 'bench'),
+    json: values['json'] === true,
   };
 }
 
@@ -242,12 +337,25 @@ function integerValue(
   return number;
 }
 
+/** A request given on the command line, parsed before anything connects. */
+function jsonRequest(json: string, command: CommandName): unknown {
+  try {
+    return JSON.parse(json) as unknown;
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error);
+    throw new UsageError(
+      `the request is not valid JSON (${why}); quote strings twice, e.g. '"Hello World"'`,
+      command,
+    );
+  }
+}
+
 /** `--method`: 1 to 255 bytes, as the AMQP `type` property (a short string) allows. */
-function methodName(name: string | undefined): string | undefined {
+function methodName(name: string | undefined, command: CommandName): string | undefined {
   if (name === undefined) return undefined;
-  if (name.length === 0) throw new UsageError('--method needs a method name', 'call');
+  if (name.length === 0) throw new UsageError('--method needs a method name', command);
   if (Buffer.byteLength(name) > 255) {
-    throw new UsageError('the method name is longer than 255 bytes', 'call');
+    throw new UsageError('the method name is longer than 255 bytes', command);
   }
   return name;
 }

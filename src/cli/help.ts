@@ -9,12 +9,15 @@ Usage:
   rabbit-rpc ping <queue|service> [--json] [--timeout-ms <n>] [--url <url>]
   rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--no-reconnect]
                    [--url <url>]
+  rabbit-rpc bench (<queue> | --echo) [<json> | --payload-bytes <n>] [-c <n>]
+                   [--duration-ms <n> | -n <calls>] [--json] [--url <url>] ...
   rabbit-rpc demo [--url <url>]
 
 Commands:
   call    send one request and print the reply as JSON
   ping    tell whether anything consumes a queue (or a service's queue)
   serve   answer requests on a queue until SIGINT/SIGTERM
+  bench   call a queue with many calls in flight: calls/s, errors, latency percentiles
   demo    start a server and call it: replies, errors, a timeout, with latencies
 
 Options:
@@ -103,6 +106,41 @@ Examples:
   rabbit-rpc serve rpc_queue --module ./handler.mjs --prefetch 1
 `;
 
+const BENCH = `Usage: rabbit-rpc bench <queue> [<json> | --payload-bytes <n>] [options]
+       rabbit-rpc bench --echo [<json> | --payload-bytes <n>] [options]
+
+Calls <queue> in a closed loop, keeping --concurrency calls in flight, and prints
+calls, calls/s, errors by code, latency percentiles (p50, p90, p99, p99.9, max) and
+this process's CPU per call and memory. Any server works, rabbit-rpc or not. One
+first call checks that something answers; then a warm-up; then the measured run.
+While it runs, a status line shows on stderr if stderr is a terminal.
+
+Options:
+  -c, --concurrency <n>  calls in flight (default: 16)
+  --duration-ms <n>      length of the measured run (default: 10000)
+  -n, --calls <n>        measure this many calls instead of a duration
+  --warmup-ms <n>        calls before the measured run, not counted (default: 1000)
+  --timeout-ms <n>       deadline of each call (default: 30000)
+  --method <name>        call this method of a service (the AMQP type property)
+  --payload-bytes <n>    send a JSON string of exactly <n> bytes instead of <json>
+                         (without either, the request is null)
+  --echo                 serve an echo server on a temporary queue, on a second
+                         connection of this process, and call it (no <queue>)
+  --json                 print the result as one JSON object on stdout
+${URL_HELP}
+  -h, --help             this help
+
+Exit codes: 0 every call succeeded; 1 some failed (the figures are printed, and the
+first error of each code on stderr); 2 usage error; 3 UNAVAILABLE (no broker, no such
+queue, or the connection was lost); 4 DEADLINE_EXCEEDED (the first call got no reply,
+e.g. nothing consumes <queue>); 130 interrupted (the figures so far are printed).
+
+Examples:
+  rabbit-rpc bench rpc_queue '"Hello World"'
+  rabbit-rpc bench rpc.math '{"a": 1, "b": 2}' --method add -c 64 --duration-ms 30000
+  rabbit-rpc bench --echo --payload-bytes 65536 --calls 10000 --json
+`;
+
 const DEMO = `Usage: rabbit-rpc demo [--url <url>]
 
 Connects, serves a fresh demo queue in this process, and calls it: "Hello World",
@@ -123,6 +161,8 @@ export function helpText(command: CommandName | undefined): string {
       return PING;
     case 'serve':
       return SERVE;
+    case 'bench':
+      return BENCH;
     case 'demo':
       return DEMO;
     case undefined:

@@ -1,5 +1,6 @@
 import { RpcError } from '../index.js';
 import { parseCommandLine, UsageError } from './args.js';
+import { runBench } from './bench.js';
 import { runCall } from './call.js';
 import { runDemo } from './demo.js';
 import { helpText } from './help.js';
@@ -24,6 +25,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runPing(parsed);
       case 'serve':
         return await runServe(parsed);
+      case 'bench':
+        return await runBench(parsed);
       case 'demo':
         return await runDemo(parsed);
     }
