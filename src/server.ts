@@ -14,6 +14,7 @@ import type { Link, LinkParticipant } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
 import { DEADLINE_HEADER, MESSAGE_HEADER, STACK_HEADER, STATUS_HEADER } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
+import { DedupeCache, dedupeKey } from './dedupe-cache.js';
 
 /** What a handler knows about the request it is running. */
 export interface HandlerContext {
@@ -58,6 +59,16 @@ export interface ServerStats {
   expired: number;
   /** Times the server consumed again after a reconnect, a cancelled consumer or a channel error. */
   recoveries: number;
+  /** Duplicate requests (same `message_id`) answered with the first one's reply, unrun. */
+  deduplicated: number;
+}
+
+/** What a request was answered with: kept by the deduplication cache for its duplicates. */
+interface Answer {
+  readonly reply: EncodedBody;
+  readonly headers: Record<string, AmqpField> | undefined;
+  /** The request itself was at fault (undecodable, too large). */
+  readonly poison: boolean;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -131,6 +142,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   #replied = 0;
   #expired = 0;
   #recoveries = 0;
+  #deduplicated = 0;
+  /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
+  readonly #dedupe: DedupeCache<Answer> | undefined;
   #channel: AmqpChannelLike | undefined;
   #consumer: AmqpConsumerLike | undefined;
   #closing: Promise<void> | undefined;
@@ -152,6 +166,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
     this.#handler = handler;
     this.#options = options;
     this.#maxPayloadBytes = maxPayloadBytes;
+    this.#dedupe = options.dedupe ? new DedupeCache(options.dedupe, answerBytes) : undefined;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
@@ -161,6 +176,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       replied: this.#replied,
       expired: this.#expired,
       recoveries: this.#recoveries,
+      deduplicated: this.#deduplicated,
     };
   }
 
@@ -258,6 +274,27 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   }
 
   async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
+    const dedupe = this.#dedupe;
+    // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
+    const key =
+      dedupe === undefined
+        ? undefined
+        : dedupeKey(message.properties.messageId, message.properties.type);
+    if (dedupe !== undefined && key !== undefined) {
+      const earlier = await dedupe.earlierAnswer(key);
+      if (earlier) {
+        // A duplicate: the same reply again, to this delivery's reply_to; the handler does not run.
+        this.#deduplicated++;
+        await this.#reply(acks.channel, message, earlier.reply, earlier.headers);
+        this.#settleDelivery(acks, message, earlier.poison);
+        return;
+      }
+      if (isClosed(acks.channel)) {
+        // Waited for a first delivery that was cut off with this one: both come back.
+        dedupe.abandon(key);
+        return;
+      }
+    }
     let reply: EncodedBody;
     let headers: Record<string, AmqpField> | undefined;
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
@@ -295,9 +332,23 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       }
       reply = encodeErrorDetails(error.details);
     }
-    await this.#reply(acks.channel, message, reply, headers);
-    // Answered; a poison request is kept for inspection in the dead-letter exchange, if the
-    // queue has one. Never requeued.
+    const published = await this.#reply(acks.channel, message, reply, headers);
+    if (dedupe !== undefined && key !== undefined) {
+      // Kept only if it went out: a handler cut off by a lost channel runs again. A copy of
+      // the body: a small Buffer is a view that pins an 8 KiB pool slab.
+      if (published) {
+        const kept = { body: new Uint8Array(reply.body), contentType: reply.contentType };
+        dedupe.complete(key, { reply: kept, headers, poison }, dedupe.expiresAt(ctx.deadline));
+      } else dedupe.abandon(key);
+    }
+    this.#settleDelivery(acks, message, poison);
+  }
+
+  /**
+   * Answered; a poison request is kept for inspection in the dead-letter exchange, if the
+   * queue has one. Never requeued.
+   */
+  #settleDelivery(acks: AckBatcher, message: AmqpMessageLike, poison: boolean): void {
     if (poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
     else acks.ack(message.deliveryTag);
   }
@@ -306,15 +357,16 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
    * Publishes the reply on the channel the request came from (the caller acks or nacks
    * right after, in the same socket write); a request without reply_to gets no reply.
    * When that channel is gone the delivery is void (the broker has requeued it): nothing
-   * is sent, and no stale delivery tag is acked.
+   * is sent, and no stale delivery tag is acked. Resolves true when the reply went out
+   * (or none was wanted).
    */
   async #reply(
     channel: AmqpChannelLike,
     message: AmqpMessageLike,
     reply: EncodedBody,
     headers: Record<string, AmqpField> | undefined,
-  ): Promise<void> {
-    if (channel.closed) return;
+  ): Promise<boolean> {
+    if (channel.closed) return false;
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
       const properties: AmqpProperties = { contentType: reply.contentType };
@@ -323,13 +375,14 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
       if (this.#link.flow.blocked) {
         // Hold the request (and its prefetch slot) until the broker accepts publishes again.
         await this.#link.flow.wait();
-        if (isClosed(channel)) return;
+        if (isClosed(channel)) return false;
       }
       batchWritesThisTick(channel.connection);
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
     this.#replied++;
+    return true;
   }
 
   #finish(ctx: RequestContext): void {
@@ -406,6 +459,17 @@ export class RpcServer implements AsyncDisposable, LinkParticipant {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
+}
+
+/** The bytes an answer holds in the deduplication cache: its body and error texts. */
+function answerBytes(answer: Answer): number {
+  let bytes = 64 + answer.reply.body.byteLength;
+  if (answer.headers) {
+    for (const value of Object.values(answer.headers)) {
+      bytes += typeof value === 'string' ? value.length : 8;
+    }
+  }
+  return bytes;
 }
 
 /** Reads `closed` afresh: it changes while a handler awaits. */
