@@ -63,9 +63,11 @@ describe("the caller's connection drops while an idempotent call is pending", ()
       caller.call<string>(queue, 'job', { timeoutMs: CALL_TIMEOUT_MS, idempotent: true }),
     );
     await held.started;
+    const cutAt = Date.now();
     proxy.resetAll();
     // After the reconnect the retry arrives and waits for the first run.
     await eventually(() => held.server.stats.active === 2, 'the retry at the server');
+    t.diagnostic(`the retry reached the server ${Date.now() - cutAt} ms after the cut`);
     held.release();
     const result = await call;
     assert.equal(result.error, undefined);
@@ -77,6 +79,7 @@ describe("the caller's connection drops while an idempotent call is pending", ()
     assert.equal(stats.reconnects, 1);
     assert.equal(stats.pending, 0);
     assert.deepEqual(stats.errors, {});
+    await caller.close(); // before the proxy closes under it
   });
 
   test('the first run completed, its reply lost with the connection: the retry gets the cached reply', async (t) => {
@@ -94,14 +97,17 @@ describe("the caller's connection drops while an idempotent call is pending", ()
     proxy.blackhole();
     held.release();
     await eventually(() => held.server.stats.replied === 1, 'the first reply');
+    const cutAt = Date.now();
     proxy.resetAll();
     proxy.pass();
     const result = await call;
+    t.diagnostic(`resolved ${result.at - cutAt} ms after the cut`);
     assert.equal(result.error, undefined);
     assert.equal(result.value, 'job: run 1');
     assert.equal(held.state.runs, 1);
     assert.equal(held.server.stats.deduplicated, 1);
     assert.ok(caller.stats().retries >= 1);
+    await caller.close(); // before the proxy closes under it
   });
 
   test('a call not marked idempotent rejects UNAVAILABLE at once, as before', async (t) => {
@@ -122,6 +128,7 @@ describe("the caller's connection drops while an idempotent call is pending", ()
     await waitForState(caller, 'connected');
     assert.equal(caller.stats().retries, 0);
     assert.equal(held.state.runs, 1);
+    await caller.close(); // before the proxy closes under it
   });
 
   test('without reconnect, an idempotent call rejects UNAVAILABLE at once: nothing to retry on', async (t) => {
@@ -131,7 +138,6 @@ describe("the caller's connection drops while an idempotent call is pending", ()
     const serving = await open(t);
     const queue = uniqueQueue('idem-no-reconnect');
     const held = await serveHeld(serving, queue);
-    t.after(() => held.release());
 
     const call = settle(
       caller.call<string>(queue, 'job', { timeoutMs: CALL_TIMEOUT_MS, idempotent: true }),
@@ -143,6 +149,7 @@ describe("the caller's connection drops while an idempotent call is pending", ()
     assertCode(result.error, 'UNAVAILABLE');
     assert.ok(result.at - cutAt < 2_000, `rejected ${result.at - cutAt} ms after the cut`);
     assert.equal(caller.stats().pending, 0);
+    held.release();
   });
 });
 
@@ -162,14 +169,17 @@ describe("the server's connection drops after it replied, before its ack reached
     proxy.blackhole();
     held.release();
     await eventually(() => held.server.stats.replied === 1, 'the first reply');
+    const cutAt = Date.now();
     proxy.resetAll();
     proxy.pass();
     const result = await call;
+    t.diagnostic(`resolved ${result.at - cutAt} ms after the cut`);
     assert.equal(result.error, undefined);
     assert.equal(result.value, 'job: run 1');
     assert.equal(held.state.runs, 1);
     assert.equal(held.server.stats.deduplicated, 1, 'the redelivery was answered from the cache');
     assert.equal(held.server.stats.recoveries, 1);
     assert.equal(caller.stats().retries, 0, 'the caller saw no failure');
+    await serving.close(); // before the proxy closes under it
   });
 });
