@@ -26,6 +26,7 @@ import {
   NO_ROUTE,
   STATUS_HEADER,
 } from './protocol.js';
+import { isRetryable, RetryState } from './retry.js';
 
 /**
  * A call answered by several messages (a stream, a broadcast) instead of one reply. The
@@ -55,6 +56,8 @@ class PendingCall {
   onAbort: (() => void) | undefined;
   /** The request went out: the server may be running it (worth a cancel). */
   published = false;
+  /** Set for idempotent calls only: they are published again on UNAVAILABLE. */
+  retry: RetryState | undefined;
   constructor(
     readonly id: string,
     readonly queue: string,
@@ -77,6 +80,8 @@ export interface CallerStats {
   pending: number;
   /** Replies that matched no pending call (late after a timeout, duplicated, or foreign). */
   unmatchedReplies: number;
+  /** Times an idempotent call was published again after an UNAVAILABLE failure. */
+  retries: number;
 }
 
 /**
@@ -93,6 +98,7 @@ export class Caller implements LinkParticipant {
   #nextId = 0;
   #unmatchedReplies = 0;
   #calls = 0;
+  #retries = 0;
   /** The configured limit, lowered to the broker's own if a publish ever exceeds that. */
   #maxPayloadBytes: number;
   readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
@@ -128,6 +134,7 @@ export class Caller implements LinkParticipant {
       errors: { ...this.#errors },
       pending: this.#pending.size,
       unmatchedReplies: this.#unmatchedReplies,
+      retries: this.#retries,
     };
   }
 
@@ -143,6 +150,7 @@ export class Caller implements LinkParticipant {
     let timeoutMs: number;
     let body: Uint8Array;
     let properties: AmqpProperties;
+    let deadline: number;
     // Everything that can fail synchronously fails here, before anything is published.
     try {
       checkQueueName(queue);
@@ -158,7 +166,7 @@ export class Caller implements LinkParticipant {
           `request of ${body.length} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
         );
       }
-      const deadline = Date.now() + timeoutMs;
+      deadline = Date.now() + timeoutMs;
       properties = {
         contentType: encoded.contentType,
         expiration: String(timeoutMs),
@@ -176,7 +184,8 @@ export class Caller implements LinkParticipant {
     }
     return new Promise<unknown>((resolve, reject) => {
       const id = this.#idPrefix + (this.#nextId++).toString(36);
-      // Also the request's stable id for deduplication (ctx.messageId): no message_id sent.
+      // Also the request's stable id for deduplication (ctx.messageId). An idempotent call
+      // keeps it across its retries and sends it as message_id, the key of servers' caches.
       properties.correlationId = id;
       const call = new PendingCall(
         id,
@@ -188,6 +197,11 @@ export class Caller implements LinkParticipant {
         options.signal,
         multi,
       );
+      // Streams and broadcasts are never retried: items or replies already taken would repeat.
+      if (options.idempotent === true && !multi) {
+        properties.messageId = id;
+        call.retry = new RetryState(deadline);
+      }
       this.#pending.set(id, call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
       call.timer = setTimeout(() => {
@@ -217,9 +231,13 @@ export class Caller implements LinkParticipant {
 
   /** Publishes once a channel exists and the broker accepts publishes, if still pending. */
   #publishLater(call: PendingCall): void {
+    const attempt = call.retry?.attempts;
     this.#writableChannel().then(
       (channel) => {
-        if (this.#pending.get(call.id) === call) this.#publish(channel, call);
+        // A later retry of the call supersedes this publish.
+        if (this.#pending.get(call.id) === call && call.retry?.attempts === attempt) {
+          this.#publish(channel, call);
+        }
       },
       (error: unknown) => this.#settle(call.id, RpcError.from(error, 'UNAVAILABLE')),
     );
@@ -252,7 +270,16 @@ export class Caller implements LinkParticipant {
   #publishFailed(channel: AmqpChannelLike, call: PendingCall, error: unknown): void {
     if (!this.#link.client && this.#options.replyMode === 'expiring-queue') {
       // The connection went before the broker confirmed: the request may be in its queue,
-      // and its reply would wait in the expiring reply queue. It stays pending.
+      // and its reply would wait in the expiring reply queue. It stays pending; an
+      // idempotent one is also published again (servers answer a duplicate from the cache).
+      if (call.retry) {
+        const cutOff = new RpcError(
+          'UNAVAILABLE',
+          'the connection was lost before the broker confirmed the request',
+          { cause: error },
+        );
+        this.#settle(call.id, cutOff);
+      }
       return;
     }
     const limit = brokerSizeLimit(error);
@@ -377,10 +404,10 @@ export class Caller implements LinkParticipant {
     }
     if (call.multi) {
       const outcome = call.multi.onMessage(message, call.id);
-      if (outcome !== MORE) this.#settle(call.id, outcome);
+      if (outcome !== MORE) this.#settle(call.id, outcome, true);
       return;
     }
-    this.#settle(call.id, decodeReplyOutcome(message));
+    this.#settle(call.id, decodeReplyOutcome(message), true);
   }
 
   #onReturn(message: AmqpMessageLike): void {
@@ -401,15 +428,50 @@ export class Caller implements LinkParticipant {
     );
   }
 
-  /** Ends a pending call: an RpcError rejects it, anything else resolves it. */
-  #settle(id: string, outcome: unknown): void {
+  /**
+   * Ends a pending call: an RpcError rejects it, anything else resolves it. An idempotent
+   * call that failed to get through (not `answered` by its server) may be retried instead.
+   */
+  #settle(id: string, outcome: unknown, answered = false): void {
     const call = this.#pending.get(id);
     if (!call) return;
+    const retry = call.retry;
+    if (retry) {
+      if (outcome instanceof RpcError) {
+        if (!answered && this.#retryLater(call, retry, outcome)) return;
+        outcome = retry.finalError(outcome);
+      }
+      clearTimeout(retry.timer);
+    }
     this.#pending.delete(id);
     clearTimeout(call.timer);
     if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
     if (outcome instanceof RpcError) call.reject(this.#failed(outcome));
     else call.resolve(outcome);
+  }
+
+  /**
+   * Schedules the next attempt of an idempotent call that failed with UNAVAILABLE, after a
+   * backoff and within its deadline; false when the call must end with `error` now.
+   */
+  #retryLater(call: PendingCall, retry: RetryState, error: RpcError): boolean {
+    // Nothing can get through any more: the connection is closed for good.
+    if (!isRetryable(error) || this.#closedWith || this.#link.endedWith) return false;
+    retry.lastError = error;
+    if (retry.timer !== undefined) return true; // an attempt is already scheduled
+    const delayMs = retry.nextDelayMs();
+    // No time for another attempt: the call ends at its deadline, with this as the cause.
+    if (delayMs === undefined) return true;
+    retry.attempts++;
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined;
+      if (this.#pending.get(call.id) !== call) return;
+      this.#retries++;
+      // The broker drops the request when the caller gives up, as for the first attempt.
+      call.properties.expiration = String(retry.remainingMs());
+      this.#publishLater(call);
+    }, delayMs);
+    return true;
   }
 
   #failed(error: RpcError): RpcError {

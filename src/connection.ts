@@ -91,7 +91,11 @@ export class RpcConnection implements AsyncDisposable {
     this.#caller = caller;
     if (options.callInterceptors.length > 0) {
       this.#intercepted = chain(options.callInterceptors, (request: CallRequest) => {
-        const callOptions: CallOptions = { timeoutMs: request.timeoutMs, headers: request.headers };
+        const callOptions: CallOptions = {
+          timeoutMs: request.timeoutMs,
+          headers: request.headers,
+          idempotent: request.idempotent,
+        };
         if (request.signal) callOptions.signal = request.signal;
         return caller.call(request.queue, request.payload, callOptions, request.method);
       });
@@ -271,6 +275,7 @@ export class RpcConnection implements AsyncDisposable {
         headers: { ...options?.headers },
         timeoutMs,
         signal: options?.signal,
+        idempotent: options?.idempotent === true,
       };
       // Whatever an interceptor throws reaches the caller as an RpcError.
       return intercepted(request).catch((error: unknown) => {

@@ -14,6 +14,8 @@ export interface CallRequest {
   readonly timeoutMs: number;
   /** The caller's signal, if any. */
   readonly signal: AbortSignal | undefined;
+  /** Whether the call may be retried on UNAVAILABLE (`CallOptions.idempotent`). */
+  readonly idempotent: boolean;
 }
 
 /** Sends a call and resolves with its decoded reply (or rejects with an RpcError). */

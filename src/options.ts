@@ -99,6 +99,16 @@ export interface CallOptions {
    * is, so deadlines and cancellation travel down a chain of services.
    */
   parent?: ParentContext;
+  /**
+   * The request is safe to run more than once. When it fails with UNAVAILABLE (no queue
+   * yet, a nack, the connection or channel lost while it was pending) it is published
+   * again, after 50 ms doubling to 1 s with jitter, until its deadline: with the same
+   * correlation id, sent as `message_id` too, so that servers answer a retry they have
+   * already run from their deduplication cache (`ServeOptions.dedupe`). A handler's own
+   * error reply is never retried, nor is a stream. docs/reliability.md lists the limits.
+   * @default false
+   */
+  idempotent?: boolean;
 }
 
 /** What a nested call inherits from its parent request: `HandlerContext` fits. */
@@ -171,6 +181,16 @@ export function inheritFromParent(options: CallOptions, defaultTimeoutMs: number
   return inherited;
 }
 
+/** Bounds of a server's deduplication cache; see {@link ServeOptions.dedupe}. */
+export interface DedupeOptions {
+  /** Most replies kept; the least recently used goes first. @default 10000 */
+  maxEntries?: number;
+  /** Most reply bytes kept (bodies plus a small overhead per entry). @default 33554432 (32 MiB) */
+  maxBytes?: number;
+  /** Longest a reply is kept, and never past its request's deadline. @default 300000 (5 min) */
+  ttlMs?: number;
+}
+
 /** Options of {@link RpcConnection.serve}. */
 export interface ServeOptions {
   /** How many requests this server runs at once (AMQP prefetch). @default 10 */
@@ -211,6 +231,15 @@ export interface ServeOptions {
   queueArguments?: Readonly<Record<string, string | number | boolean>>;
   /** Wrap every request of this server, inside the connection's `serveInterceptors`. */
   interceptors?: readonly ServeInterceptor[];
+  /**
+   * Deduplication of requests that carry an AMQP `message_id` (rabbit-rpc sends one for
+   * idempotent calls only): a duplicate of a request still running waits for it, and a
+   * duplicate of one answered is sent the same reply again; the handler runs once. Kept
+   * in this server's memory, bounded by entries, bytes and time; `false` turns it off.
+   * Requests without `message_id` are not looked at. @default { maxEntries: 10000,
+   * maxBytes: 33554432, ttlMs: 300000 }
+   */
+  dedupe?: DedupeOptions | false;
 }
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -232,6 +261,7 @@ export const SERVE_DEFAULTS = {
   durable: false,
   drainTimeoutMs: 30_000,
   exposeErrorStack: false,
+  dedupe: { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttlMs: 300_000 },
 } as const;
 
 /** The largest delay a Node timer accepts (about 24.8 days). */
@@ -272,6 +302,7 @@ export interface ResolvedServeOptions {
   readonly deadLetter: boolean;
   /** The `queue.declare` arguments. */
   readonly queueArguments: Readonly<Record<string, string | number | boolean>>;
+  readonly dedupe: false | Required<DedupeOptions>;
 }
 
 export function resolveConnectOptions(
@@ -390,6 +421,27 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
       SERVE_DEFAULTS.exposeErrorStack,
     ),
     requireUserId: boolean('requireUserId', options.requireUserId, false),
+    dedupe: resolveDedupe(options.dedupe),
+  };
+}
+
+function resolveDedupe(value: ServeOptions['dedupe']): false | Required<DedupeOptions> {
+  if (value === false) return false;
+  const untrusted: unknown = value; // JavaScript callers can pass anything
+  if (untrusted !== undefined && (typeof untrusted !== 'object' || untrusted === null)) {
+    invalid('dedupe must be false or an object');
+  }
+  const defaults = SERVE_DEFAULTS.dedupe;
+  return {
+    maxEntries: integer(
+      'dedupe.maxEntries',
+      value?.maxEntries,
+      defaults.maxEntries,
+      1,
+      2 ** 31 - 1,
+    ),
+    maxBytes: integer('dedupe.maxBytes', value?.maxBytes, defaults.maxBytes, 1, 2 ** 53 - 1),
+    ttlMs: integer('dedupe.ttlMs', value?.ttlMs, defaults.ttlMs, 1, MAX_TIMEOUT_MS),
   };
 }
 

@@ -26,6 +26,7 @@ import {
 import { StreamCredit } from './stream-credit.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
+import { DedupeCache, dedupeKey } from './dedupe-cache.js';
 
 /** What a handler knows about the request it is running. */
 export interface HandlerContext {
@@ -88,6 +89,8 @@ export interface ServerStats {
    * started yet (dropped if it comes; every instance serving the queue counts those).
    */
   cancelled: number;
+  /** Duplicate requests (same `message_id`) answered with the first one's reply, unrun. */
+  deduplicated: number;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -169,6 +172,9 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   #cancelled = 0;
   /** Cancels that came before their request: it is dropped when it arrives. Bounded. */
   readonly #cancelledEarly = new Set<string>();
+  #deduplicated = 0;
+  /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
+  readonly #dedupe: DedupeCache<Replied> | undefined;
   #channel: AmqpChannelLike | undefined;
   #consumer: AmqpConsumerLike | undefined;
   #closing: Promise<void> | undefined;
@@ -191,6 +197,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     this.#handler = handler;
     this.#options = options;
     this.#maxPayloadBytes = maxPayloadBytes;
+    this.#dedupe = options.dedupe ? new DedupeCache(options.dedupe, answerBytes) : undefined;
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
@@ -201,6 +208,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       expired: this.#expired,
       recoveries: this.#recoveries,
       cancelled: this.#cancelled,
+      deduplicated: this.#deduplicated,
     };
   }
 
@@ -304,9 +312,32 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   }
 
   async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
+    const dedupe = this.#dedupe;
+    // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
+    const key =
+      dedupe === undefined
+        ? undefined
+        : dedupeKey(message.properties.messageId, message.properties.type);
+    if (dedupe !== undefined && key !== undefined) {
+      const earlier = await dedupe.earlierAnswer(key);
+      if (earlier) {
+        // A duplicate: the same reply again, to this delivery's reply_to; the handler does not run.
+        this.#deduplicated++;
+        await this.#reply(acks.channel, message, earlier.reply, earlier.headers);
+        this.#settleDelivery(acks, message, earlier.poison);
+        return;
+      }
+      if (isClosed(acks.channel)) {
+        // Waited for a first delivery that was cut off with this one: both come back.
+        dedupe.abandon(key);
+        return;
+      }
+    }
     const window = readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER]);
     const outcome = await this.#execute(message, ctx, window);
     if (outcome instanceof Streamed) {
+      // Streams are not kept for duplicates: a duplicate runs the handler again.
+      if (key !== undefined) dedupe?.abandon(key);
       const end = await this.#sendStream(
         acks.channel,
         message,
@@ -318,10 +349,29 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       acks.ack(message.deliveryTag);
       return;
     }
-    await this.#reply(acks.channel, message, outcome.reply, outcome.headers);
-    // Answered; a poison request is kept for inspection in the dead-letter exchange, if the
-    // queue has one. Never requeued.
-    if (outcome.poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
+    const published = await this.#reply(acks.channel, message, outcome.reply, outcome.headers);
+    if (dedupe !== undefined && key !== undefined) {
+      // Kept only if it went out: a handler cut off by a lost channel runs again. A copy of
+      // the body: a small Buffer is a view that pins an 8 KiB pool slab.
+      if (published) {
+        const { body, contentType } = outcome.reply;
+        const kept = new Replied(
+          { body: new Uint8Array(body), contentType },
+          outcome.headers,
+          outcome.poison,
+        );
+        dedupe.complete(key, kept, dedupe.expiresAt(ctx.deadline));
+      } else dedupe.abandon(key);
+    }
+    this.#settleDelivery(acks, message, outcome.poison);
+  }
+
+  /**
+   * Answered; a poison request is kept for inspection in the dead-letter exchange, if the
+   * queue has one. Never requeued.
+   */
+  #settleDelivery(acks: AckBatcher, message: AmqpMessageLike, poison: boolean): void {
+    if (poison && this.#options.deadLetter) acks.reject(message.deliveryTag);
     else acks.ack(message.deliveryTag);
   }
 
@@ -493,15 +543,16 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
    * Publishes the reply on the channel the request came from (the caller acks or nacks
    * right after, in the same socket write); a request without reply_to gets no reply.
    * When that channel is gone the delivery is void (the broker has requeued it): nothing
-   * is sent, and no stale delivery tag is acked.
+   * is sent, and no stale delivery tag is acked. Resolves true when the reply went out
+   * (or none was wanted).
    */
   async #reply(
     channel: AmqpChannelLike,
     message: AmqpMessageLike,
     reply: EncodedBody,
     headers: Record<string, AmqpField> | undefined,
-  ): Promise<void> {
-    if (channel.closed) return;
+  ): Promise<boolean> {
+    if (channel.closed) return false;
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
       const properties: AmqpProperties = { contentType: reply.contentType };
@@ -510,13 +561,14 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       if (this.#link.flow.blocked) {
         // Hold the request (and its prefetch slot) until the broker accepts publishes again.
         await this.#link.flow.wait();
-        if (isClosed(channel)) return;
+        if (isClosed(channel)) return false;
       }
       batchWritesThisTick(channel.connection);
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
     if (headers?.[STREAM_HEADER] !== 'item') this.#replied++;
+    return true;
   }
 
   #finish(ctx: RequestContext): void {
@@ -599,6 +651,17 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
 
 /** How long close() waits for each broker answer (cancel-ok, close-ok) before going on. */
 const CLOSE_STEP_TIMEOUT_MS = 2_000;
+
+/** The bytes an answer holds in the deduplication cache: its body and error texts. */
+function answerBytes(answer: Replied): number {
+  let bytes = 64 + answer.reply.body.byteLength;
+  if (answer.headers) {
+    for (const value of Object.values(answer.headers)) {
+      bytes += typeof value === 'string' ? value.length : 8;
+    }
+  }
+  return bytes;
+}
 
 /** Reads `closed` afresh: it changes while a handler awaits. */
 function isClosed(channel: AmqpChannelLike): boolean {

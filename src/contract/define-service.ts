@@ -101,9 +101,12 @@ function checkMethod(service: string, name: string, spec: unknown): void {
   // A client proxy with a `then` method would be mistaken for a promise by `await`.
   if (name === 'then') invalid(`${where}: "then" cannot be a method name`);
   if (typeof spec !== 'object' || spec === null) invalid(`${where} must be a method spec object`);
-  const { input, output, errors } = spec as Partial<Record<string, unknown>>;
+  const { input, output, errors, idempotent } = spec as Partial<Record<string, unknown>>;
   checkShape(`${where}.input`, input);
   checkShape(`${where}.output`, output);
+  if (idempotent !== undefined && typeof idempotent !== 'boolean') {
+    invalid(`${where}.idempotent must be true or false`);
+  }
   if (errors === undefined) return;
   if (typeof errors !== 'object' || errors === null) invalid(`${where}.errors must be an object`);
   for (const [code, shape] of Object.entries(errors)) {

@@ -119,9 +119,14 @@ export function createServiceClient<S extends AnyService>(
           );
         }
       }
+      // The contract's default; the call's own option wins.
+      const options =
+        spec?.idempotent === true && callOptions?.idempotent === undefined
+          ? { ...callOptions, idempotent: true }
+          : callOptions;
       let reply: unknown;
       try {
-        reply = await call(queue, method, input, callOptions);
+        reply = await call(queue, method, input, options);
       } catch (error) {
         if (spec && error instanceof RpcError) await verifyDeclared(error, name, method, spec);
         throw error;

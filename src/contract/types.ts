@@ -46,6 +46,12 @@ export interface MethodSpec {
   readonly output: Shape;
   /** The application errors the method declares; the client sees them typed. */
   readonly errors?: ErrorSpecs;
+  /**
+   * The method is safe to run more than once: clients made from the contract value call it
+   * with `idempotent: true` unless the call says otherwise (see `CallOptions.idempotent`).
+   * @default false
+   */
+  readonly idempotent?: boolean;
 }
 
 /** The methods of a contract, by name. */
