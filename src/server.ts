@@ -305,19 +305,44 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
-    this.#run(acks, message, ctx).then(
+    // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
+    const key =
+      this.#dedupe === undefined
+        ? undefined
+        : dedupeKey(message.properties.messageId, message.properties.type);
+    let started: Replied | Streamed | Promise<Replied | Streamed> | undefined;
+    if (key === undefined) {
+      started = this.#execute(
+        message,
+        ctx,
+        readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER]),
+      );
+      if (started instanceof Replied && !this.#link.flow.blocked) {
+        // The handler answered at once: reply and ack in this tick, no promise in between.
+        this.#publishReply(acks.channel, message, started.reply, started.headers);
+        this.#settleDelivery(acks, message, started.poison);
+        this.#finish(ctx);
+        return;
+      }
+    }
+    this.#run(acks, message, ctx, key, started).then(
       () => this.#finish(ctx),
       () => this.#finish(ctx),
     );
   }
 
-  async #run(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
-    const dedupe = this.#dedupe;
-    // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
-    const key =
-      dedupe === undefined
-        ? undefined
-        : dedupeKey(message.properties.messageId, message.properties.type);
+  /**
+   * Answers a request whose handler has not answered at once: it is async, it streams, the
+   * broker blocks publishes, or the request may be a duplicate (`key`, its message_id).
+   */
+  async #run(
+    acks: AckBatcher,
+    message: AmqpMessageLike,
+    ctx: RequestContext,
+    key: string | undefined,
+    started: Replied | Streamed | Promise<Replied | Streamed> | undefined,
+  ): Promise<void> {
+    const dedupe = key === undefined ? undefined : this.#dedupe;
     if (dedupe !== undefined && key !== undefined) {
       const earlier = await dedupe.earlierAnswer(key);
       if (earlier) {
@@ -333,8 +358,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
         return;
       }
     }
-    const window = readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER]);
-    const outcome = await this.#execute(message, ctx, window);
+    const outcome = await (started ??
+      this.#execute(message, ctx, readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER])));
     if (outcome instanceof Streamed) {
       // Streams are not kept for duplicates: a duplicate runs the handler again.
       if (key !== undefined) dedupe?.abandon(key);
@@ -378,12 +403,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   /**
    * Decodes the request and runs the handler: the reply (success or error) to send, or the
    * stream to send item by item when the handler returned one to a caller that streams.
+   * Synchronous when the handler is: most handlers answer without awaiting anything.
    */
-  async #execute(
+  #execute(
     message: AmqpMessageLike,
     ctx: RequestContext,
     window: number | undefined,
-  ): Promise<Replied | Streamed> {
+  ): Replied | Streamed | Promise<Replied | Streamed> {
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
     let poison = true;
     try {
@@ -400,10 +426,25 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       }
       const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
       poison = false;
-      const result = await this.#handler(request, ctx);
+      const result = this.#handler(request, ctx);
+      if (isThenable(result)) {
+        return Promise.resolve(result).then(
+          (value) => this.#outcomeOf(value, ctx, window),
+          (thrown: unknown) => this.#failure(thrown, ctx, false),
+        );
+      }
+      return this.#outcomeOf(result, ctx, window);
+    } catch (thrown) {
+      return this.#failure(thrown, ctx, poison);
+    }
+  }
+
+  /** What to send for the handler's result: a reply, or a stream to a caller that streams. */
+  #outcomeOf(result: unknown, ctx: RequestContext, window: number | undefined): Replied | Streamed {
+    try {
       if (isAsyncIterable(result)) {
         if (window !== undefined) return new Streamed(result, window);
-        await closeIterable(result);
+        closeIterable(result);
         throw new RpcError(
           'FAILED_PRECONDITION',
           'this handler streams its reply: call it with stream() (a request header rpc-stream-window)',
@@ -411,8 +452,12 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       }
       return new Replied(this.#encodeReply(result), undefined, false);
     } catch (thrown) {
-      return new Replied(...this.#errorReply(thrown, ctx), poison);
+      return this.#failure(thrown, ctx, false);
     }
+  }
+
+  #failure(thrown: unknown, ctx: RequestContext, poison: boolean): Replied {
+    return new Replied(...this.#errorReply(thrown, ctx), poison);
   }
 
   #encodeReply(result: unknown): EncodedBody {
@@ -552,17 +597,26 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     reply: EncodedBody,
     headers: Record<string, AmqpField> | undefined,
   ): Promise<boolean> {
-    if (channel.closed) return false;
+    if (this.#link.flow.blocked && message.properties.replyTo) {
+      // Hold the request (and its prefetch slot) until the broker accepts publishes again.
+      await this.#link.flow.wait();
+    }
+    return this.#publishReply(channel, message, reply, headers);
+  }
+
+  /** Publishes a reply now; false when the channel is gone (the request was requeued). */
+  #publishReply(
+    channel: AmqpChannelLike,
+    message: AmqpMessageLike,
+    reply: EncodedBody,
+    headers: Record<string, AmqpField> | undefined,
+  ): boolean {
+    if (isClosed(channel)) return false;
     const { replyTo, correlationId } = message.properties;
     if (replyTo) {
       const properties: AmqpProperties = { contentType: reply.contentType };
       if (correlationId !== undefined) properties.correlationId = correlationId;
       if (headers) properties.headers = headers;
-      if (this.#link.flow.blocked) {
-        // Hold the request (and its prefetch slot) until the broker accepts publishes again.
-        await this.#link.flow.wait();
-        if (isClosed(channel)) return false;
-      }
       batchWritesThisTick(channel.connection);
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
@@ -701,10 +755,18 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
 }
 
 /** Stops a stream that will not be sent (runs an async generator's finally blocks). */
-async function closeIterable(source: AsyncIterable<unknown>): Promise<void> {
-  await source[Symbol.asyncIterator]()
+function closeIterable(source: AsyncIterable<unknown>): void {
+  source[Symbol.asyncIterator]()
     .return?.()
     .catch(() => undefined);
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as Partial<PromiseLike<unknown>>).then === 'function'
+  );
 }
 
 /** The stream window a request asks for, if it asks for a stream; at least 1. */
