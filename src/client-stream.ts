@@ -87,6 +87,7 @@ export class ClientStream<TItem> implements AsyncIterableIterator<TItem>, AsyncD
     if (!this.#ended) this.#abort.abort(new RpcError('CANCELLED', 'the stream was closed'));
     this.#error = undefined;
     this.#ended = true;
+    this.#notify(); // a next() waiting meanwhile is done too
   }
 
   #begin(): void {
