@@ -12,6 +12,15 @@ try {
   console.log('add(1, 2) =', sum);
   console.log('ping() =', await calc.ping(undefined, { timeoutMs: 2_000 })); // per-call options last
 
+  // A streaming method: an AsyncIterable of numbers, not a promise. Leaving the loop early
+  // (break, return, a throw) cancels the stream on the server.
+  const numbers: number[] = [];
+  for await (const n of calc.fibonacci({ count: 50 }, { window: 8, timeoutMs: 5_000 })) {
+    if (n > 100) break;
+    numbers.push(n);
+  }
+  console.log('fibonacci up to 100:', numbers.join(' '));
+
   try {
     await calc.divide({ a: 1, b: 0 }, { timeoutMs: 5_000 });
   } catch (error) {

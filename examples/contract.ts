@@ -15,4 +15,11 @@ export const math = defineService('math', {
   },
   // Typed without schemas: checked by the compiler only.
   ping: method<undefined, 'pong'>(),
+  // A streaming method: the handler yields items, the client reads them with for await.
+  // `output` is the shape of each item.
+  fibonacci: {
+    input: z.object({ count: z.number().int().min(0).max(1000) }),
+    output: z.number(),
+    stream: true,
+  },
 });

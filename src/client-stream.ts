@@ -97,6 +97,7 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     if (!this.#ended) this.#abort.abort(new RpcError('CANCELLED', 'the stream was closed'));
     this.#error = undefined;
     this.#ended = true;
+    this.#notify(); // a next() waiting meanwhile is done too
   }
 
   #begin(): void {

@@ -27,6 +27,9 @@ import {
   createServiceClient,
   type ServiceClientOptions,
   type ServiceRef,
+  type ServiceRefOptions,
+  type ServiceRefOptionsArgs,
+  type ServiceTransport,
 } from './contract/service-client.js';
 import { planServiceServer, type ServiceServeOptions } from './contract/service-server.js';
 import type {
@@ -352,26 +355,29 @@ export class RpcConnection implements AsyncDisposable {
   }
 
   /**
-   * The typed client of a service contract: one async method per contract method,
-   * `(input, { timeoutMs, signal, headers }?) => Promise<output>`. Pass the contract value,
-   * or, with a type-only import, its name: `rpc.client<typeof math>('math')`.
+   * The typed client of a service contract: one method per contract method, a unary one
+   * `(input, { timeoutMs, signal, headers }?) => Promise<output>`, a streaming one
+   * `(input, { window, timeoutMs, signal, headers }?) => AsyncIterable of items`. Pass the
+   * contract value, or, with a type-only import, its name: `rpc.client<typeof math>('math')`
+   * (then name the streaming methods, if any: `{ streams: { tail: true } }`).
    */
   client<S extends AnyService>(service: S, options?: ServiceClientOptions): ServiceClient<S>;
   // Separate on purpose: `= never` makes `client('name')` without a type argument fail to compile.
   client<S extends AnyService = never>(
-    // eslint-disable-next-line @typescript-eslint/unified-signatures
     ref: ServiceRef<S>,
-    options?: ServiceClientOptions,
+    ...options: ServiceRefOptionsArgs<S>
   ): ServiceClient<S>;
   client<S extends AnyService>(
     service: S | ServiceRef<S>,
-    options?: ServiceClientOptions,
+    options?: ServiceClientOptions | ServiceRefOptions<S>,
   ): ServiceClient<S> {
-    return createServiceClient<S>(
-      (queue, method, request, callOptions) => this.callMethod(queue, method, request, callOptions),
-      service,
-      options,
-    );
+    const transport: ServiceTransport = {
+      call: (queue, method, request, callOptions) =>
+        this.callMethod(queue, method, request, callOptions),
+      stream: (queue, method, request, streamOptions) =>
+        this.streamMethod(queue, method, request, streamOptions),
+    };
+    return createServiceClient<S>(transport, service, options);
   }
 
   /**

@@ -49,13 +49,18 @@ export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
 export { defineService, method, typeOnly } from './contract/define-service.js';
 export type { DefineServiceOptions } from './contract/define-service.js';
 export { isServiceError } from './contract/service-client.js';
-export type { ServiceClientOptions, ServiceRef } from './contract/service-client.js';
+export type {
+  ServiceClientOptions,
+  ServiceRef,
+  ServiceRefOptions,
+} from './contract/service-client.js';
 export type { ServiceServeOptions } from './contract/service-server.js';
 export type {
   AnyService,
   ErrorSpecs,
   InferInput,
   InferOutput,
+  IsStreamMethod,
   MethodName,
   MethodSpec,
   MethodSpecs,
@@ -71,6 +76,7 @@ export type {
   ServiceInput,
   ServiceOutput,
   Shape,
+  StreamMethodName,
   TypeOnly,
   ValidationIssue,
 } from './contract/types.js';

@@ -39,15 +39,30 @@ export function method<TInput, TOutput>(): {
 }
 
 /**
+ * A streaming method typed without schemas: `method.stream<{ from: number }, LogLine>()`,
+ * short for `{ input: typeOnly<In>(), output: typeOnly<Item>(), stream: true }`. `output`
+ * is the type of each item.
+ */
+method.stream = function streamMethod<TInput, TItem>(): {
+  readonly input: TypeOnly<TInput>;
+  readonly output: TypeOnly<TItem>;
+  readonly stream: true;
+} {
+  return { input: TYPE_ONLY, output: TYPE_ONLY, stream: true };
+};
+
+/**
  * Defines a service contract: a value shared by client and server (a client may import
  * only its type). Each method has an `input` and an `output` shape (a Standard Schema such
- * as a zod, valibot or arktype schema, or {@link typeOnly}) and may declare `errors`.
+ * as a zod, valibot or arktype schema, or {@link typeOnly}) and may declare `errors`. A
+ * method with `stream: true` streams its reply: `output` is then the shape of each item.
  *
  * @example
  * ```ts
  * export const math = defineService('math', {
  *   add: { input: z.object({ a: z.number(), b: z.number() }), output: z.number() },
  *   ping: method<void, 'pong'>(),
+ *   count: { input: z.number(), output: z.number(), stream: true },
  * });
  * ```
  * @throws RpcError INVALID_ARGUMENT for a bad name, queue, method name or shape.
@@ -101,11 +116,14 @@ function checkMethod(service: string, name: string, spec: unknown): void {
   // A client proxy with a `then` method would be mistaken for a promise by `await`.
   if (name === 'then') invalid(`${where}: "then" cannot be a method name`);
   if (typeof spec !== 'object' || spec === null) invalid(`${where} must be a method spec object`);
-  const { input, output, errors, idempotent } = spec as Partial<Record<string, unknown>>;
+  const { input, output, errors, idempotent, stream } = spec as Partial<Record<string, unknown>>;
   checkShape(`${where}.input`, input);
   checkShape(`${where}.output`, output);
   if (idempotent !== undefined && typeof idempotent !== 'boolean') {
     invalid(`${where}.idempotent must be true or false`);
+  }
+  if (stream !== undefined && typeof stream !== 'boolean') {
+    invalid(`${where}.stream must be true, false or absent`);
   }
   if (errors === undefined) return;
   if (typeof errors !== 'object' || errors === null) invalid(`${where}.errors must be an object`);

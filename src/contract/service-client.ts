@@ -1,7 +1,13 @@
 import { RpcError } from '../errors.js';
-import { checkQueueName, type CallOptions } from '../options.js';
+import { checkQueueName, type CallOptions, type StreamOptions } from '../options.js';
 import { isSchema, isServiceDefinition } from './define-service.js';
 import { validationError } from './service-server.js';
+import {
+  CheckedStream,
+  type ItemStream,
+  type StreamChecks,
+  type StreamMethod,
+} from './service-stream.js';
 import type {
   AnyService,
   MethodName,
@@ -9,6 +15,7 @@ import type {
   ServiceClient,
   ServiceError,
   ServiceErrorCode,
+  StreamMethodName,
 } from './types.js';
 import { validate, validateSync } from './validate.js';
 
@@ -41,13 +48,32 @@ export type ServiceRef<S extends AnyService> = S['queue'] extends `rpc.${S['name
   ? S['name'] | { readonly name: S['name']; readonly queue?: S['queue'] }
   : { readonly name: S['name']; readonly queue: S['queue'] };
 
-/** The transport the proxy calls through: `RpcConnection.callMethod`. */
-export type CallMethod = (
-  queue: string,
-  method: string,
-  request: unknown,
-  options?: CallOptions,
-) => Promise<unknown>;
+/**
+ * Options of a client made from a type-only import. Without the contract value, the client
+ * cannot tell a streaming method from a unary one at run time, so a contract with
+ * streaming methods must name them all: `{ streams: { tail: true } }` (checked against the
+ * contract type).
+ */
+export type ServiceRefOptions<S extends AnyService> = ServiceClientOptions &
+  ([StreamMethodName<S>] extends [never]
+    ? { readonly streams?: Readonly<Record<string, never>> }
+    : { readonly streams: { readonly [M in StreamMethodName<S>]: true } });
+
+/** The arguments after the ref: options are required when the contract has streaming methods. */
+export type ServiceRefOptionsArgs<S extends AnyService> = [StreamMethodName<S>] extends [never]
+  ? [options?: ServiceRefOptions<S>]
+  : [options: ServiceRefOptions<S>];
+
+/** The transport the proxy calls through: `RpcConnection.callMethod` and `streamMethod`. */
+export interface ServiceTransport {
+  call(queue: string, method: string, request: unknown, options?: CallOptions): Promise<unknown>;
+  stream: StreamMethod;
+}
+
+/** What `createServiceClient` reads from the options of either kind of client. */
+type AnyClientOptions = ServiceClientOptions & {
+  readonly streams?: Readonly<Partial<Record<string, boolean>>>;
+};
 
 /** What a client proxy knows about itself, under a symbol key that no method name can take. */
 interface ClientInfo {
@@ -67,9 +93,9 @@ const verified = new WeakMap<RpcError, string>();
  * method name is called as it is and nothing is validated.
  */
 export function createServiceClient<S extends AnyService>(
-  call: CallMethod,
+  transport: ServiceTransport,
   target: S | ServiceRef<S>,
-  options: ServiceClientOptions = {},
+  options: AnyClientOptions = {},
 ): ServiceClient<S> {
   const service = isServiceDefinition(target) ? target : undefined;
   let name: string;
@@ -101,6 +127,13 @@ export function createServiceClient<S extends AnyService>(
         'validateInput and validateOutput need the contract value, not only its name',
       );
     }
+    const untrustedStreams: unknown = options.streams;
+    if (
+      untrustedStreams !== undefined &&
+      (typeof untrustedStreams !== 'object' || untrustedStreams === null)
+    ) {
+      throw new RpcError('INVALID_ARGUMENT', 'streams must be an object: { methodName: true }');
+    }
   }
   checkQueueName(queue);
   const info: ClientInfo = { name, queue, service };
@@ -126,7 +159,7 @@ export function createServiceClient<S extends AnyService>(
           : callOptions;
       let reply: unknown;
       try {
-        reply = await call(queue, method, input, options);
+        reply = await transport.call(queue, method, input, options);
       } catch (error) {
         if (spec && error instanceof RpcError) await verifyDeclared(error, name, method, spec);
         throw error;
@@ -139,10 +172,25 @@ export function createServiceClient<S extends AnyService>(
       return checked.value;
     };
 
+  const makeStreamMethod = (method: string, spec: MethodSpec | undefined) =>
+    function streamServiceMethod(input?: unknown, streamOptions?: StreamOptions): ItemStream {
+      const items = transport.stream(queue, method, input, streamOptions);
+      if (!spec) return items;
+      return new CheckedStream(items, streamChecks(name, method, spec, input, options));
+    };
+
+  const streams = service ? undefined : options.streams;
+  const streamsByName = (method: string) =>
+    streams !== undefined && Object.hasOwn(streams, method) && streams[method] === true;
+  const makeAny = (method: string, spec: MethodSpec | undefined) =>
+    (spec ? spec.stream === true : streamsByName(method))
+      ? makeStreamMethod(method, spec)
+      : makeMethod(method, spec);
+
   if (service) {
     const methods: Record<string | symbol, unknown> = { [CLIENT_INFO]: info };
     for (const [method, spec] of Object.entries(service.methods)) {
-      methods[method] = makeMethod(method, spec);
+      methods[method] = makeAny(method, spec);
     }
     return Object.freeze(methods) as ServiceClient<S>;
   }
@@ -153,10 +201,36 @@ export function createServiceClient<S extends AnyService>(
       if (typeof key === 'symbol') return (targetObject as Record<symbol, unknown>)[key];
       if (key === 'then') return undefined; // not a thenable: `await client` stays harmless
       let fn = cache.get(key);
-      if (!fn) cache.set(key, (fn = makeMethod(key, undefined)));
+      if (!fn) cache.set(key, (fn = makeAny(key, undefined)));
       return fn;
     },
   }) as unknown as ServiceClient<S>;
+}
+
+/** The checks a contract client runs around a streaming method's items, per its options. */
+function streamChecks(
+  service: string,
+  method: string,
+  spec: MethodSpec,
+  input: unknown,
+  options: ServiceClientOptions,
+): StreamChecks {
+  const where = `${service}.${method}`;
+  const checkInput = async (): Promise<void> => {
+    const checked = await validate(spec.input, input);
+    if (!checked.ok)
+      throw validationError('INVALID_ARGUMENT', `${where}: invalid input`, checked.issues);
+  };
+  const checkItem = async (item: unknown): Promise<unknown> => {
+    const checked = await validate(spec.output, item);
+    if (!checked.ok) throw validationError('INTERNAL', `${where}: invalid item`, checked.issues);
+    return checked.value;
+  };
+  return {
+    error: (error) => verifyDeclared(error, service, method, spec),
+    ...(options.validateInput === true ? { input: checkInput } : {}),
+    ...(options.validateOutput === true ? { item: checkItem } : {}),
+  };
 }
 
 /** When the error is declared by the method with an async schema, checks its details once. */

@@ -43,6 +43,9 @@ interface MethodEntry {
  * AMQP `type` property (`ctx.method`): no or unknown method → UNIMPLEMENTED; input that
  * fails the schema → INVALID_ARGUMENT with `details.issues`; with `validateOutput`, a reply
  * (or declared error details) that fails its schema → INTERNAL with `details.issues`.
+ * A streaming method's AsyncIterable goes to the core server, which streams it; with
+ * `validateOutput`, each item is validated on its way and a bad one ends the stream with
+ * INTERNAL.
  *
  * @throws RpcError INVALID_ARGUMENT when the implementation lacks a method of the contract.
  */
@@ -97,6 +100,16 @@ export function planServiceServer<S extends AnyService>(
       if (validateOutput) await checkDeclaredError(serviceName, entry, thrown);
       throw thrown;
     }
+    if (entry.spec.stream === true)
+      return streamedItems(serviceName, entry, result, validateOutput);
+    if (isAsyncIterable(result)) {
+      // The core server would stream it; the contract's clients expect one reply.
+      await closeIterable(result);
+      throw new RpcError(
+        'INTERNAL',
+        `${serviceName}.${entry.name} returned an AsyncIterable but is not a streaming method (stream: true)`,
+      );
+    }
     if (!validateOutput) return result;
     const output = await validate(entry.spec.output, result);
     if (!output.ok) {
@@ -110,6 +123,71 @@ export function planServiceServer<S extends AnyService>(
   };
 
   return { queue: queue ?? service.queue, handler, options: serveOptions };
+}
+
+/**
+ * What a streaming method's handler returned, ready for the core server: its AsyncIterable,
+ * with each item (and each declared error that ends it) validated when `validateOutput` is on.
+ */
+function streamedItems(
+  service: string,
+  entry: MethodEntry,
+  result: unknown,
+  validateOutput: boolean,
+): AsyncIterable<unknown> {
+  if (!isAsyncIterable(result)) {
+    throw new RpcError(
+      'INTERNAL',
+      `${service}.${entry.name} is a streaming method: its handler must return an AsyncIterable`,
+    );
+  }
+  if (!validateOutput) return result;
+  return {
+    [Symbol.asyncIterator]: () => {
+      const items = result[Symbol.asyncIterator]();
+      return {
+        next: async (): Promise<IteratorResult<unknown>> => {
+          let next: IteratorResult<unknown>;
+          try {
+            next = await items.next();
+          } catch (thrown) {
+            await checkDeclaredError(service, entry, thrown);
+            throw thrown;
+          }
+          if (next.done === true) return next;
+          const output = await validate(entry.spec.output, next.value);
+          if (!output.ok) {
+            // The core server then calls return(): the handler's finally blocks run.
+            throw validationError(
+              'INTERNAL',
+              `${service}.${entry.name}: invalid item`,
+              output.issues,
+            );
+          }
+          return { done: false, value: output.value };
+        },
+        return: async (): Promise<IteratorResult<unknown>> => {
+          await items.return?.();
+          return { done: true, value: undefined };
+        },
+      };
+    },
+  };
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Partial<AsyncIterable<unknown>>)[Symbol.asyncIterator] === 'function'
+  );
+}
+
+/** Stops an AsyncIterable that will not be sent (runs an async generator's finally blocks). */
+async function closeIterable(source: AsyncIterable<unknown>): Promise<void> {
+  await source[Symbol.asyncIterator]()
+    .return?.()
+    .catch(() => undefined);
 }
 
 /** An error whose details carry validation issues: `{ issues: [{ message, path }] }`. */

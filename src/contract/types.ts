@@ -1,5 +1,5 @@
 import type { RpcError, RpcErrorCode } from '../errors.js';
-import type { CallOptions } from '../options.js';
+import type { CallOptions, StreamOptions } from '../options.js';
 import type { HandlerContext } from '../server.js';
 import type { StandardSchemaV1 } from './standard-schema.js';
 
@@ -42,7 +42,10 @@ export type ErrorSpecs = { readonly [C in RpcErrorCode]?: Shape };
 export interface MethodSpec {
   /** The request: what the client sends and the server validates before the handler runs. */
   readonly input: Shape;
-  /** The reply: what the handler returns (validated by option). */
+  /**
+   * The reply: what the handler returns (validated by option). For a streaming method, the
+   * shape of each item.
+   */
   readonly output: Shape;
   /** The application errors the method declares; the client sees them typed. */
   readonly errors?: ErrorSpecs;
@@ -52,6 +55,12 @@ export interface MethodSpec {
    * @default false
    */
   readonly idempotent?: boolean;
+  /**
+   * `true`: the method streams its reply. The handler returns an AsyncIterable of items (an
+   * async generator fits) and the client gets an AsyncIterable of them, in order.
+   * @default false
+   */
+  readonly stream?: boolean;
 }
 
 /** The methods of a contract, by name. */
@@ -82,6 +91,15 @@ type Spec<S extends AnyService, M extends MethodName<S>> = S['methods'][M] exten
   ? S['methods'][M]
   : never;
 
+/** The names of the methods of `S` that stream their reply (`stream: true`). */
+export type StreamMethodName<S extends AnyService> = {
+  [M in MethodName<S>]: IsStreamMethod<S, M> extends true ? M : never;
+}[MethodName<S>];
+
+/** `true` when method `M` of `S` streams its reply. */
+export type IsStreamMethod<S extends AnyService, M extends MethodName<S>> =
+  Spec<S, M> extends { readonly stream: true } ? true : false;
+
 /** What a client passes to method `M` (the input schema's input type). */
 export type ServiceInput<S extends AnyService, M extends MethodName<S>> = InferInput<
   Spec<S, M>['input']
@@ -90,11 +108,14 @@ export type ServiceInput<S extends AnyService, M extends MethodName<S>> = InferI
 export type ServiceHandlerInput<S extends AnyService, M extends MethodName<S>> = InferOutput<
   Spec<S, M>['input']
 >;
-/** What the handler of `M` returns (the output schema's input type). */
+/** What the handler of `M` returns (the output schema's input type); for a stream, each item. */
 export type ServiceHandlerOutput<S extends AnyService, M extends MethodName<S>> = InferInput<
   Spec<S, M>['output']
 >;
-/** What a client's call of `M` resolves to (the output schema's output type). */
+/**
+ * What a client's call of `M` resolves to (the output schema's output type); for a stream,
+ * each item.
+ */
 export type ServiceOutput<S extends AnyService, M extends MethodName<S>> = InferOutput<
   Spec<S, M>['output']
 >;
@@ -130,16 +151,25 @@ export type ServiceError<
   [K in C]: RpcError & { readonly code: K; readonly details: ServiceErrorDetails<S, M, K> };
 }[C];
 
-/** The arguments of a client method: the input (optional when it may be undefined), then options. */
-export type ServiceCallArgs<I> = undefined extends I
-  ? [input?: I, options?: CallOptions]
-  : [input: I, options?: CallOptions];
+/**
+ * The arguments of a client method: the input (optional when it may be undefined), then
+ * options (`StreamOptions` for a streaming method).
+ */
+export type ServiceCallArgs<I, TOptions = CallOptions> = undefined extends I
+  ? [input?: I, options?: TOptions]
+  : [input: I, options?: TOptions];
 
-/** The typed client of service `S`: one async function per method. */
+/**
+ * The typed client of service `S`: one function per method. A unary method returns a
+ * promise of its output; a streaming method returns its items as an AsyncIterable (the
+ * request is sent on the first `next()`; leaving the loop early cancels it on the server).
+ */
 export type ServiceClient<S extends AnyService> = {
-  readonly [M in MethodName<S>]: (
-    ...args: ServiceCallArgs<ServiceInput<S, M>>
-  ) => Promise<ServiceOutput<S, M>>;
+  readonly [M in MethodName<S>]: IsStreamMethod<S, M> extends true
+    ? (
+        ...args: ServiceCallArgs<ServiceInput<S, M>, StreamOptions>
+      ) => AsyncIterableIterator<ServiceOutput<S, M>> & AsyncDisposable
+    : (...args: ServiceCallArgs<ServiceInput<S, M>>) => Promise<ServiceOutput<S, M>>;
 };
 
 /** The handler's context for method `M`: the core context plus a typed error factory. */
@@ -164,12 +194,18 @@ export interface ServiceContext<
   ): ServiceError<S, M, C>;
 }
 
-/** A server's implementation of service `S`: one handler per method. */
+/**
+ * A server's implementation of service `S`: one handler per method. A unary handler returns
+ * (or resolves to) the output; a streaming handler returns an AsyncIterable of items (an
+ * async generator function fits; not a promise of one, so that yields keep literal types).
+ */
 export type ServiceImplementation<S extends AnyService> = {
   readonly [M in MethodName<S>]: (
     input: ServiceHandlerInput<S, M>,
     ctx: ServiceContext<S, M>,
-  ) => ServiceHandlerOutput<S, M> | PromiseLike<ServiceHandlerOutput<S, M>>;
+  ) => IsStreamMethod<S, M> extends true
+    ? AsyncIterable<ServiceHandlerOutput<S, M>>
+    : ServiceHandlerOutput<S, M> | PromiseLike<ServiceHandlerOutput<S, M>>;
 };
 
 /** A validation problem as it travels in error `details.issues`. */
