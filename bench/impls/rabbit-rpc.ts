@@ -21,6 +21,10 @@ const replyModeOf = (p: WorkerParams): ReplyMode =>
 export function connectOptions(p: WorkerParams): ConnectOptions {
   const options: ConnectOptions = { url: p.url, replyMode: replyModeOf(p) };
   if (p.frameMax !== undefined) options.frameMax = p.frameMax;
+  // To see what a feature costs: more connect options as JSON, for example
+  // BENCH_RPC_OPTIONS='{"publisherConfirms":false}' (docs/benchmark.md).
+  const extra = process.env['BENCH_RPC_OPTIONS'];
+  if (extra) Object.assign(options, JSON.parse(extra) as Partial<ConnectOptions>);
   return options;
 }
 
