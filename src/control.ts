@@ -60,14 +60,29 @@ export class ControlPlane implements LinkParticipant {
     if (!targets) this.#targets.set(queue, (targets = new Set()));
     targets.add(target);
     try {
-      const controlQueue = await this.#listen();
-      const channel = await this.#open();
-      await channel.queueBind(controlQueue, CONTROL_EXCHANGE, queue);
+      await this.#bind(await this.#listen(), queue);
     } catch (error) {
       this.#link.logger.warn(
         { queue, err: error },
-        'no control queue: this server will not see cancellations or broadcasts',
+        'no control plane (see the permissions in docs/reliability.md): this server will not see cancellations or broadcasts',
       );
+    }
+  }
+
+  /**
+   * Binds on a throwaway channel: a refused bind (no write permission on the control queue,
+   * no read permission on the exchange) then closes only that channel. On the control
+   * channel it would stop the control queue's consumer, which listens again at once: a loop.
+   */
+  async #bind(controlQueue: string, queue: string): Promise<void> {
+    const client = await this.#link.ready();
+    const channel = await client.channel();
+    try {
+      await channel.queueBind(controlQueue, CONTROL_EXCHANGE, queue);
+    } catch (error) {
+      throw fromAmqpError(error, 'binding the control queue failed');
+    } finally {
+      if (!channel.closed) channel.close().catch(() => undefined);
     }
   }
 

@@ -503,12 +503,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     source: AsyncIterable<unknown>,
     window: number,
   ): Promise<{ reply: EncodedBody; headers: Record<string, AmqpField> }> {
-    const credit = new StreamCredit(window);
+    const controlQueue = this.control?.address;
+    // No control queue (no permission for it): no credit can come, so send without waiting for it.
+    const credit = new StreamCredit(controlQueue === undefined ? Number.POSITIVE_INFINITY : window);
     ctx.credit = credit;
     const signal = ctx.signal;
     const iterator = source[Symbol.asyncIterator]();
     const headers: Record<string, AmqpField> = { [STREAM_HEADER]: 'item' };
-    const controlQueue = this.control?.address;
     if (controlQueue !== undefined) headers[CONTROL_QUEUE_HEADER] = controlQueue;
     let seq = 0;
     try {
