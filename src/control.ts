@@ -32,8 +32,13 @@ const MISSING_EXCHANGE_RECHECK_MS = 5_000;
 export class ControlPlane implements LinkParticipant {
   readonly #link: Link;
   readonly #targets = new Map<string, Set<ControlTarget>>();
-  #channel: AmqpChannelLike | undefined;
-  #opening: Promise<AmqpChannelLike> | undefined;
+  /** Consumes the control queue. */
+  readonly #listenChannel: LazyChannel;
+  /**
+   * Publishes control messages and broadcast replies: a channel of its own, because a
+   * refused publish (no write permission on the exchange) closes the channel it was on.
+   */
+  readonly #sendChannel: LazyChannel;
   /** The control queue's name while it is consumed. */
   #queue: string | undefined;
   #listening: Promise<string> | undefined;
@@ -42,6 +47,8 @@ export class ControlPlane implements LinkParticipant {
 
   constructor(link: Link) {
     this.#link = link;
+    this.#listenChannel = new LazyChannel(link);
+    this.#sendChannel = new LazyChannel(link);
     link.join(this);
   }
 
@@ -113,7 +120,7 @@ export class ControlPlane implements LinkParticipant {
 
   /** Publishes a broadcast reply on the control channel. */
   reply(replyTo: string, body: Uint8Array, properties: AmqpProperties): void {
-    this.#open().then(
+    this.#sendChannel.open().then(
       (channel) => {
         batchWritesThisTick(channel.connection);
         channel.basicPublish('', replyTo, body, properties).catch(() => undefined);
@@ -161,7 +168,7 @@ export class ControlPlane implements LinkParticipant {
   ): void {
     const properties: AmqpProperties = { correlationId };
     if (headers) properties.headers = headers;
-    this.#open().then(
+    this.#sendChannel.open().then(
       (channel) => {
         batchWritesThisTick(channel.connection);
         channel.basicPublish(exchange, routingKey, EMPTY, properties).catch(() => undefined);
@@ -170,20 +177,6 @@ export class ControlPlane implements LinkParticipant {
         this.#link.logger.debug({ err: error }, 'a control message was not sent');
       },
     );
-  }
-
-  /** The control channel, opened once; a closed one is replaced. */
-  #open(): Promise<AmqpChannelLike> {
-    if (this.#channel && !this.#channel.closed) return Promise.resolve(this.#channel);
-    this.#opening ??= this.#openChannel().finally(() => (this.#opening = undefined));
-    return this.#opening;
-  }
-
-  async #openChannel(): Promise<AmqpChannelLike> {
-    const client = await this.#link.ready();
-    const channel = await client.channel();
-    this.#channel = channel;
-    return channel;
   }
 
   /** Declares the exchange and the control queue and consumes it, once per connection. */
@@ -196,7 +189,7 @@ export class ControlPlane implements LinkParticipant {
   }
 
   async #declareAndConsume(): Promise<string> {
-    const channel = await this.#open();
+    const channel = await this.#listenChannel.open();
     await channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { durable: true, autoDelete: false });
     this.#exchangeExists = true;
     const { name } = await channel.queueDeclare('', {
@@ -221,7 +214,7 @@ export class ControlPlane implements LinkParticipant {
 
   /** The broker closed the control channel: listen again on a new one, bindings and all. */
   #stopped(channel: AmqpChannelLike): void {
-    if (this.#channel !== channel) return;
+    if (this.#listenChannel.current !== channel) return;
     this.#forget();
     const client = this.#link.client;
     if (client && !client.closed && this.#targets.size > 0) this.connectionRestored();
@@ -250,8 +243,8 @@ export class ControlPlane implements LinkParticipant {
   }
 
   #forget(): void {
-    this.#channel = undefined;
-    this.#opening = undefined;
+    this.#listenChannel.forget();
+    this.#sendChannel.forget();
     this.#queue = undefined;
     this.#listening = undefined;
   }
@@ -281,3 +274,37 @@ export class ControlPlane implements LinkParticipant {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** A channel opened on first use and again after it closed; concurrent users share one. */
+class LazyChannel {
+  readonly #link: Link;
+  #channel: AmqpChannelLike | undefined;
+  #opening: Promise<AmqpChannelLike> | undefined;
+
+  constructor(link: Link) {
+    this.#link = link;
+  }
+
+  get current(): AmqpChannelLike | undefined {
+    return this.#channel;
+  }
+
+  open(): Promise<AmqpChannelLike> {
+    if (this.#channel && !this.#channel.closed) return Promise.resolve(this.#channel);
+    this.#opening ??= this.#openChannel().finally(() => (this.#opening = undefined));
+    return this.#opening;
+  }
+
+  async #openChannel(): Promise<AmqpChannelLike> {
+    const client = await this.#link.ready();
+    const channel = await client.channel();
+    this.#channel = channel;
+    return channel;
+  }
+
+  /** The connection is gone (or the channel is): the next open() opens a new one. */
+  forget(): void {
+    this.#channel = undefined;
+    this.#opening = undefined;
+  }
+}
