@@ -34,6 +34,7 @@ const MODULES: Record<WorkerParams['impl'], ImplModule> = {
   'amqplib-tutorial': amqplibTutorial,
   'rabbit-rpc': rabbitRpc,
   'rabbit-rpc-direct': rabbitRpc,
+  'rabbit-rpc-batch': rabbitRpc,
 };
 
 /** Sends a message to the parent and resolves once it is written. */

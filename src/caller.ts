@@ -27,6 +27,14 @@ import {
   STATUS_HEADER,
 } from './protocol.js';
 import { isRetryable, RetryState } from './retry.js';
+import {
+  BATCH_CONTENT_TYPE,
+  batchBody,
+  readReplyBatch,
+  requestEntry,
+  type BatchOptions,
+} from './batch.js';
+import { CONTENT_TYPE_JSON } from './protocol.js';
 
 /**
  * A call answered by several messages (a stream, a broadcast) instead of one reply. The
@@ -58,6 +66,10 @@ class PendingCall {
   published = false;
   /** Set for idempotent calls only: they are published again on UNAVAILABLE. */
   retry: RetryState | undefined;
+  /** With batching on: the call as a batch entry, when it may travel in a batch. */
+  entry: string | undefined;
+  /** The batch it was sent in, if it was. */
+  batch: SentBatch | undefined;
   constructor(
     readonly id: string,
     readonly queue: string,
@@ -68,6 +80,21 @@ class PendingCall {
     readonly signal: AbortSignal | undefined,
     readonly multi: MultiReply | undefined,
   ) {}
+}
+
+/** A batch published and not yet fully answered: its calls, by correlation id. */
+interface SentBatch {
+  readonly id: string;
+  readonly callIds: readonly string[];
+  /** Calls of the batch still pending; the batch is forgotten at 0. */
+  unsettled: number;
+}
+
+/** Calls to one queue waiting for the end of the tick, to go out as one batch. */
+interface OpenBatch {
+  readonly channel: AmqpChannelLike;
+  readonly calls: PendingCall[];
+  bytes: number;
 }
 
 /** Counters kept by the calling side; {@link RpcConnection.stats} returns a copy. */
@@ -119,11 +146,18 @@ export class Caller implements LinkParticipant {
   readonly #expiringQueueName = `rpc.reply.${randomBytes(8).toString('hex')}`;
 
   readonly #control: ControlPlane;
+  /** Batching options; undefined when batching is off. */
+  readonly #batching: Required<BatchOptions> | undefined;
+  /** Batches being filled in this tick, by queue. */
+  readonly #openBatches = new Map<string, OpenBatch>();
+  /** Batches sent, by their correlation id: how replies, returns and failures find their calls. */
+  readonly #sentBatches = new Map<string, SentBatch>();
 
   constructor(link: Link, options: ResolvedConnectOptions, control: ControlPlane) {
     this.#link = link;
     this.#options = options;
     this.#control = control;
+    this.#batching = options.batch === false ? undefined : options.batch;
     this.#maxPayloadBytes = options.maxPayloadBytes;
     link.join(this);
   }
@@ -201,6 +235,13 @@ export class Caller implements LinkParticipant {
       if (options.idempotent === true && !multi) {
         properties.messageId = id;
         call.retry = new RetryState(deadline);
+      } else if (
+        this.#batching &&
+        !multi &&
+        properties.contentType === CONTENT_TYPE_JSON &&
+        body.length <= this.#batching.maxBytes / 2
+      ) {
+        call.entry = requestEntry(id, deadline, method, options.headers, body);
       }
       this.#pending.set(id, call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
@@ -251,6 +292,14 @@ export class Caller implements LinkParticipant {
   }
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {
+    if (call.entry !== undefined) {
+      this.#addToBatch(channel, call);
+      return;
+    }
+    this.#publishOne(channel, call);
+  }
+
+  #publishOne(channel: AmqpChannelLike, call: PendingCall): void {
     call.properties.replyTo = this.#replyTo;
     call.published = true;
     batchWritesThisTick(channel.connection);
@@ -258,6 +307,98 @@ export class Caller implements LinkParticipant {
     channel
       .basicPublish(call.multi?.exchange ?? '', call.queue, call.body, call.properties, true)
       .catch((error: unknown) => this.#publishFailed(channel, call, error));
+  }
+
+  /** Adds a call to its queue's batch of this tick; the batch goes out at the end of it. */
+  #addToBatch(channel: AmqpChannelLike, call: PendingCall): void {
+    const limits = this.#batching;
+    let open = this.#openBatches.get(call.queue);
+    if (open && open.channel !== channel) {
+      this.#flushBatch(call.queue, open);
+      open = undefined;
+    }
+    if (!open) {
+      open = { channel, calls: [], bytes: 0 };
+      if (this.#openBatches.size === 0) queueMicrotask(() => this.#flushBatches());
+      this.#openBatches.set(call.queue, open);
+    }
+    open.calls.push(call);
+    open.bytes += call.entry?.length ?? 0;
+    if (limits && (open.calls.length >= limits.maxCalls || open.bytes >= limits.maxBytes)) {
+      this.#flushBatch(call.queue, open);
+    }
+  }
+
+  #flushBatches(): void {
+    for (const [queue, open] of this.#openBatches) this.#flushBatch(queue, open);
+  }
+
+  /** Publishes a tick's calls to one queue: alone as usual, several as one batch. */
+  #flushBatch(queue: string, open: OpenBatch): void {
+    this.#openBatches.delete(queue);
+    // Calls settled meanwhile (cancelled, timed out) are left out.
+    const calls = open.calls.filter((call) => this.#pending.get(call.id) === call);
+    const { channel } = open;
+    const [first] = calls;
+    if (!first) return;
+    if (calls.length === 1 || channel.closed) {
+      for (const call of calls) this.#publishOne(channel, call);
+      return;
+    }
+    const batch: SentBatch = {
+      id: `${this.#idPrefix}b${(this.#nextId++).toString(36)}`,
+      callIds: calls.map((call) => call.id),
+      unsettled: calls.length,
+    };
+    this.#sentBatches.set(batch.id, batch);
+    // The batch lives as long as its longest call; each entry carries its own deadline.
+    let expirationMs = 0;
+    for (const call of calls) {
+      call.batch = batch;
+      call.published = true;
+      expirationMs = Math.max(expirationMs, Number(call.properties.expiration));
+    }
+    const properties: AmqpProperties = {
+      contentType: BATCH_CONTENT_TYPE,
+      correlationId: batch.id,
+      replyTo: this.#replyTo,
+      expiration: String(expirationMs),
+      headers: { [DEADLINE_HEADER]: Date.now() + expirationMs },
+    };
+    if (first.properties.userId !== undefined) properties.userId = first.properties.userId;
+    const body = batchBody(calls.map((call) => call.entry ?? ''));
+    batchWritesThisTick(channel.connection);
+    channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
+      if (!this.#link.client && this.#options.replyMode === 'expiring-queue') return;
+      this.#failBatch(batch, fromAmqpError(error, `publishing a batch to "${queue}" failed`));
+      this.#dropPublishChannel(channel);
+    });
+  }
+
+  /** Ends every call of a batch still pending with `outcome`. */
+  #failBatch(batch: SentBatch, outcome: RpcError): void {
+    for (const id of batch.callIds) this.#settle(id, outcome);
+  }
+
+  /** A reply to a batch: the outcomes of several of its calls, or an error for all. */
+  #onBatchReply(message: AmqpMessageLike, batch: SentBatch | undefined): void {
+    let outcomes: Array<[string, unknown]>;
+    try {
+      if (message.properties.contentType !== BATCH_CONTENT_TYPE) {
+        // A server that could not read the batch (an older one: INVALID_ARGUMENT).
+        const outcome = decodeReplyOutcome(message);
+        if (batch) this.#failBatch(batch, RpcError.from(outcome, 'INTERNAL'));
+        return;
+      }
+      outcomes = readReplyBatch(message.body);
+    } catch (error) {
+      if (batch) this.#failBatch(batch, RpcError.from(error, 'INTERNAL'));
+      return;
+    }
+    for (const [id, outcome] of outcomes) {
+      if (this.#pending.get(id)?.batch === batch && batch) this.#settle(id, outcome, true);
+      else this.#unmatchedReplies++;
+    }
   }
 
   /**
@@ -393,6 +534,13 @@ export class Caller implements LinkParticipant {
   #onReply(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
+    if (!call && id !== undefined && this.#sentBatches.size > 0) {
+      const batch = this.#sentBatches.get(id);
+      if (batch) {
+        this.#onBatchReply(message, batch);
+        return;
+      }
+    }
     if (!call) {
       // Late (after a timeout or cancel), duplicated, or not ours: dropped on purpose.
       this.#unmatchedReplies++;
@@ -412,6 +560,18 @@ export class Caller implements LinkParticipant {
 
   #onReturn(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
+    const batch = id === undefined ? undefined : this.#sentBatches.get(id);
+    if (batch) {
+      const queue = message.routingKey;
+      this.#failBatch(
+        batch,
+        new RpcError(
+          'UNAVAILABLE',
+          `nothing can receive requests on "${queue}": no queue is bound to it`,
+        ),
+      );
+      return;
+    }
     const call = id === undefined ? undefined : this.#pending.get(id);
     if (!call) return;
     if (call.multi?.onNoRoute) {
@@ -445,6 +605,7 @@ export class Caller implements LinkParticipant {
     }
     this.#pending.delete(id);
     clearTimeout(call.timer);
+    if (call.batch && --call.batch.unsettled === 0) this.#sentBatches.delete(call.batch.id);
     if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
     if (outcome instanceof RpcError) call.reject(this.#failed(outcome));
     else call.resolve(outcome);

@@ -3,6 +3,7 @@ import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 import { openAmqp } from './amqp.js';
 import { RpcError } from './errors.js';
 import type { AmqpTransport } from './transport.js';
+import type { BatchOptions } from './batch.js';
 import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
 import { safeLogger, type Logger } from './logger.js';
 
@@ -43,6 +44,16 @@ export interface ConnectOptions {
    * is what lets calls go on after a cluster node dies. @default true
    */
   publisherConfirms?: boolean;
+  /**
+   * Opt-in: calls to the same queue made in the same tick travel in one AMQP message, and
+   * their replies come back in one, so the broker's per-message work is paid once per batch
+   * (docs/protocol.md, "Batches"). Only for queues served by rabbit-rpc servers of this
+   * version or later; an older or a foreign server answers a batch with INVALID_ARGUMENT.
+   * A call alone in its tick, a call with bytes (not JSON), an idempotent call, a stream
+   * and a broadcast are sent as usual. Trade-offs: docs/decisions.md. `true` takes the
+   * defaults. @default false
+   */
+  batch?: boolean | BatchOptions;
   /**
    * `'queue'`: one exclusive, server-named reply queue per connection (the seed's way).
    * `'direct'`: RabbitMQ's Direct Reply-to pseudo-queue, no queue declared.
@@ -138,6 +149,20 @@ export interface BroadcastOptions {
   signal?: AbortSignal;
   /** Application headers sent with the request. */
   headers?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** {@link ConnectOptions.batch}, checked, with its defaults filled in. */
+function resolveBatch(value: ConnectOptions['batch']): false | Required<BatchOptions> {
+  if (value === undefined || value === false) return false;
+  const untrusted: unknown = value; // JavaScript callers can pass anything
+  if (value !== true && (typeof untrusted !== 'object' || untrusted === null)) {
+    invalid('batch must be true, false or { maxCalls, maxBytes }');
+  }
+  const given = value === true ? {} : value;
+  return {
+    maxCalls: integer('batch.maxCalls', given.maxCalls, 64, 2, 10_000),
+    maxBytes: integer('batch.maxBytes', given.maxBytes, 256 * 1024, 1_024, 16 * 1024 * 1024),
+  };
 }
 
 /** Default of {@link BroadcastOptions.timeoutMs}: broadcasts are for quick status checks. */
@@ -279,6 +304,7 @@ export interface ResolvedConnectOptions {
   readonly maxPayloadBytes: number;
   readonly defaultTimeoutMs: number;
   readonly publisherConfirms: boolean;
+  readonly batch: false | Required<BatchOptions>;
   readonly replyMode: ReplyMode;
   readonly replyQueueExpiresMs: number;
   readonly signal: AbortSignal | undefined;
@@ -353,6 +379,7 @@ export function resolveConnectOptions(
     ),
     replyMode,
     publisherConfirms: boolean('publisherConfirms', options.publisherConfirms, true),
+    batch: resolveBatch(options.batch),
     replyQueueExpiresMs: integer(
       'replyQueueExpiresMs',
       options.replyQueueExpiresMs,

@@ -24,6 +24,14 @@ import {
   STREAM_WINDOW_HEADER,
 } from './protocol.js';
 import { StreamCredit } from './stream-credit.js';
+import {
+  BATCH_CONTENT_TYPE,
+  batchBody,
+  readRequestBatch,
+  replyEntry,
+  type BatchEntry,
+} from './batch.js';
+import { CONTENT_TYPE_JSON } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 import { DedupeCache, dedupeKey } from './dedupe-cache.js';
@@ -303,6 +311,10 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       acks.ack(message.deliveryTag);
       return;
     }
+    if (message.properties.contentType === BATCH_CONTENT_TYPE) {
+      this.#onBatch(acks, message);
+      return;
+    }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
     // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
@@ -329,6 +341,102 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       () => this.#finish(ctx),
       () => this.#finish(ctx),
     );
+  }
+
+  /**
+   * A batch of calls in one message (docs/protocol.md, "Batches"): each runs as a request of
+   * its own (its own deadline, context, cancellation); replies ready in the same tick go
+   * back together in one message; the batch is acked once every call is answered.
+   */
+  #onBatch(acks: AckBatcher, message: AmqpMessageLike): void {
+    const channel = acks.channel;
+    let entries: BatchEntry[];
+    try {
+      if (this.#options.requireUserId && !message.properties.userId) {
+        throw new RpcError('UNAUTHENTICATED', 'this server requires a user_id on requests');
+      }
+      entries = readRequestBatch(message.body);
+    } catch (thrown) {
+      // The whole batch is at fault: one error reply to the batch, as for a poison request.
+      const [reply, headers] = this.#errorReply(thrown, message.properties.correlationId);
+      this.#publishReply(channel, message, reply, headers);
+      this.#settleDelivery(
+        acks,
+        message,
+        !(thrown instanceof RpcError && thrown.code === 'UNAUTHENTICATED'),
+      );
+      return;
+    }
+    let waiting = entries.length;
+    let ready: string[] = [];
+    let flushing = false;
+    let sent: Promise<unknown> = Promise.resolve();
+    const flush = (): void => {
+      flushing = false;
+      if (ready.length > 0) {
+        const body = batchBody(ready);
+        const answers = ready.length;
+        ready = [];
+        const reply = { body, contentType: BATCH_CONTENT_TYPE };
+        sent = sent.then(() => this.#reply(channel, message, reply, undefined, answers));
+      }
+      if (waiting === 0) {
+        sent.then(
+          () => this.#settleDelivery(acks, message, false),
+          () => undefined,
+        );
+      }
+    };
+    const answer = (entry: BatchEntry, outcome: Replied | undefined): void => {
+      waiting--;
+      if (outcome) {
+        const headers = outcome.headers;
+        const status = headers?.[STATUS_HEADER];
+        const text = headers?.[MESSAGE_HEADER];
+        ready.push(
+          replyEntry(
+            entry.id,
+            typeof status === 'string' ? status : undefined,
+            typeof text === 'string' ? text : undefined,
+            outcome.reply.contentType,
+            outcome.reply.body,
+          ),
+        );
+      }
+      if (!flushing) {
+        flushing = true;
+        queueMicrotask(flush);
+      }
+    };
+    const now = Date.now();
+    for (const entry of entries) {
+      if (entry.deadline !== undefined && entry.deadline <= now) {
+        this.#expired++;
+        answer(entry, undefined);
+        continue;
+      }
+      if (this.#cancelledEarly.size > 0 && this.#cancelledEarly.delete(entry.id)) {
+        answer(entry, undefined);
+        continue;
+      }
+      const ctx = new RequestContext(this.queue, entryMessage(message, entry), entry.deadline);
+      this.#active.add(ctx);
+      const outcome = this.#invoke(entry.payload, ctx, undefined);
+      if (outcome instanceof Replied) {
+        answer(entry, outcome);
+        this.#finish(ctx);
+      } else {
+        // Never a stream: a batched call has no window (FAILED_PRECONDITION), so a Replied.
+        Promise.resolve(outcome).then(
+          (settled) => {
+            answer(entry, settled instanceof Replied ? settled : undefined);
+            this.#finish(ctx);
+          },
+          () => this.#finish(ctx),
+        );
+      }
+    }
+    if (entries.length === 0) flush();
   }
 
   /**
@@ -410,6 +518,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     ctx: RequestContext,
     window: number | undefined,
   ): Replied | Streamed | Promise<Replied | Streamed> {
+    let request: unknown;
     /** Set while the request itself is at fault (undecodable, too large): a poison message. */
     let poison = true;
     try {
@@ -424,8 +533,20 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
           `request of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
         );
       }
-      const request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
-      poison = false;
+      request = decodeBody(message.body, message.properties.contentType, 'INVALID_ARGUMENT');
+    } catch (thrown) {
+      return this.#failure(thrown, ctx, poison);
+    }
+    return this.#invoke(request, ctx, window);
+  }
+
+  /** Runs the handler on a decoded request; synchronous when the handler is. */
+  #invoke(
+    request: unknown,
+    ctx: RequestContext,
+    window: number | undefined,
+  ): Replied | Streamed | Promise<Replied | Streamed> {
+    try {
       const result = this.#handler(request, ctx);
       if (isThenable(result)) {
         return Promise.resolve(result).then(
@@ -435,7 +556,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       }
       return this.#outcomeOf(result, ctx, window);
     } catch (thrown) {
-      return this.#failure(thrown, ctx, poison);
+      return this.#failure(thrown, ctx, false);
     }
   }
 
@@ -457,7 +578,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   }
 
   #failure(thrown: unknown, ctx: RequestContext, poison: boolean): Replied {
-    return new Replied(...this.#errorReply(thrown, ctx), poison);
+    return new Replied(...this.#errorReply(thrown, ctx.correlationId), poison);
   }
 
   #encodeReply(result: unknown): EncodedBody {
@@ -472,12 +593,15 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   }
 
   /** The error reply for whatever a handler threw: details in the body, the code in headers. */
-  #errorReply(thrown: unknown, ctx: RequestContext): [EncodedBody, Record<string, AmqpField>] {
+  #errorReply(
+    thrown: unknown,
+    correlationId: string | undefined,
+  ): [EncodedBody, Record<string, AmqpField>] {
     const error = RpcError.from(thrown, 'UNKNOWN');
     if (error.code === 'UNKNOWN' || error.code === 'INTERNAL') {
       // An unexpected failure: worth a look. Deliberate RpcErrors are the caller's business.
       this.#link.logger.warn(
-        { queue: this.queue, code: error.code, correlationId: ctx.correlationId, err: thrown },
+        { queue: this.queue, code: error.code, correlationId, err: thrown },
         'handler failed',
       );
     }
@@ -525,7 +649,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     } catch (thrown) {
       // Runs the generator's finally blocks (a no-op if the generator is what threw).
       await iterator.return?.().catch(() => undefined);
-      const [reply, errorHeaders] = this.#errorReply(thrown, ctx);
+      const [reply, errorHeaders] = this.#errorReply(thrown, ctx.correlationId);
       return { reply, headers: { ...errorHeaders, ...headers, [STREAM_HEADER]: 'end' } };
     }
     return { reply: EMPTY_REPLY, headers: { ...headers, [STREAM_HEADER]: 'end' } };
@@ -597,12 +721,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     message: AmqpMessageLike,
     reply: EncodedBody,
     headers: Record<string, AmqpField> | undefined,
+    answers = 1,
   ): Promise<boolean> {
     if (this.#link.flow.blocked && message.properties.replyTo) {
       // Hold the request (and its prefetch slot) until the broker accepts publishes again.
       await this.#link.flow.wait();
     }
-    return this.#publishReply(channel, message, reply, headers);
+    return this.#publishReply(channel, message, reply, headers, answers);
   }
 
   /** Publishes a reply now; false when the channel is gone (the request was requeued). */
@@ -611,6 +736,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     message: AmqpMessageLike,
     reply: EncodedBody,
     headers: Record<string, AmqpField> | undefined,
+    /** How many calls the message answers (a batch reply answers several). */
+    answers = 1,
   ): boolean {
     if (isClosed(channel)) return false;
     const { replyTo, correlationId } = message.properties;
@@ -622,7 +749,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       // A failed publish means the channel closed: the request was not acked, so it is requeued.
       channel.basicPublish('', replyTo, reply.body, properties).catch(() => undefined);
     }
-    if (headers?.[STREAM_HEADER] !== 'item') this.#replied++;
+    if (headers?.[STREAM_HEADER] !== 'item') this.#replied += answers;
     return true;
   }
 
@@ -760,6 +887,27 @@ function closeIterable(source: AsyncIterable<unknown>): void {
   source[Symbol.asyncIterator]()
     .return?.()
     .catch(() => undefined);
+}
+
+/** The request one batch entry stands for: the batch's properties with the entry's own. */
+function entryMessage(batch: AmqpMessageLike, entry: BatchEntry): AmqpMessageLike {
+  const headers: Record<string, AmqpField> = { ...entry.headers };
+  if (entry.deadline !== undefined) headers[DEADLINE_HEADER] = entry.deadline;
+  const properties: AmqpProperties = {
+    ...batch.properties,
+    contentType: CONTENT_TYPE_JSON,
+    correlationId: entry.id,
+    headers,
+  };
+  if (entry.method === undefined) delete properties.type;
+  else properties.type = entry.method;
+  return {
+    properties,
+    body: null,
+    deliveryTag: batch.deliveryTag,
+    redelivered: batch.redelivered,
+    routingKey: batch.routingKey,
+  };
 }
 
 function isThenable(value: unknown): value is PromiseLike<unknown> {

@@ -11,6 +11,7 @@ export const IMPLS = [
   'amqplib-tutorial',
   'rabbit-rpc',
   'rabbit-rpc-direct',
+  'rabbit-rpc-batch',
   'raw-plain',
 ] as const;
 export type ImplName = (typeof IMPLS)[number];
