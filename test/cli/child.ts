@@ -158,7 +158,8 @@ export function startPython(
   return new Child(
     PYTHON,
     ['-u', fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)), ...args],
-    {},
+    // The fixtures import pika_peer.py: no __pycache__ left in the checkout.
+    { PYTHONDONTWRITEBYTECODE: '1' },
     stdin,
   );
 }
