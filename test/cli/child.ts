@@ -40,11 +40,16 @@ export class Child {
   readonly #listeners = new Set<() => void>();
   #finished: Finished | undefined;
 
-  constructor(command: string, args: readonly string[], env: Record<string, string> = {}) {
+  constructor(
+    command: string,
+    args: readonly string[],
+    env: Record<string, string> = {},
+    stdin: 'ignore' | 'pipe' = 'ignore',
+  ) {
     this.process = spawn(command, args, {
       cwd: ROOT,
       env: { ...process.env, AMQP_URL, NO_COLOR: '1', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [stdin, 'pipe', 'pipe'],
     });
     running.add(this);
     this.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
@@ -95,6 +100,12 @@ export class Child {
     });
   }
 
+  /** Writes `line` and a newline to the child's stdin (started with `stdin: 'pipe'`). */
+  writeLine(line: string): void {
+    if (!this.process.stdin) throw new Error('this child was started without a stdin pipe');
+    this.process.stdin.write(`${line}\n`);
+  }
+
   kill(signal: NodeJS.Signals = 'SIGTERM'): void {
     if (!this.#finished) this.process.kill(signal);
   }
@@ -135,13 +146,22 @@ export async function runToEnd(child: Child, limitMs = 20_000): Promise<Finished
   }
 }
 
-/** Starts a Python script from test/fixtures with /usr/bin/python3 -u (unbuffered output). */
-export function startPython(script: string, args: readonly string[]): Child {
-  return new Child(PYTHON, [
-    '-u',
-    fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)),
-    ...args,
-  ]);
+/**
+ * Starts a Python script from test/fixtures with /usr/bin/python3 -u (unbuffered output).
+ * With `stdin: 'pipe'` the test can write to it (`writeLine`).
+ */
+export function startPython(
+  script: string,
+  args: readonly string[],
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): Child {
+  return new Child(
+    PYTHON,
+    ['-u', fileURLToPath(new URL(`../fixtures/${script}`, import.meta.url)), ...args],
+    // The fixtures import pika_peer.py: no __pycache__ left in the checkout.
+    { PYTHONDONTWRITEBYTECODE: '1' },
+    stdin,
+  );
 }
 
 /** Absolute path of a file in test/fixtures. */
