@@ -27,6 +27,7 @@ export type {
   StreamOptions,
 } from './options.js';
 export type { BroadcastReply } from './broadcast.js';
+export type { BatchOptions } from './batch.js';
 export type { RpcStream } from './client-stream.js';
 export type {
   CallInterceptor,
