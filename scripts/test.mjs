@@ -44,7 +44,7 @@ const TEST_TIMEOUT_MS = 120_000;
  * The slow suite's files each start a private broker (or a cluster) and reconfigure it with
  * rabbitmqctl, 1-3 s a call on a loaded machine: they get more time.
  */
-const SLOW_TEST_TIMEOUT_MS = 300_000;
+const SLOW_TEST_TIMEOUT_MS = 600_000;
 const RABBITMQ_BIN_DIR = process.env.RABBITMQ_BIN_DIR ?? '/usr/lib/rabbitmq/bin';
 
 function usage(message) {
