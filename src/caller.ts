@@ -52,7 +52,7 @@ export interface MultiReply {
   /** The outcome when nothing could receive the request (basic.return). */
   onNoRoute?(): unknown;
   /** The caller cancelled: tell the server (best effort). */
-  onCancel?(id: string): void;
+  onCancel?(id: string, replyTo: string): void;
 }
 
 /** Returned by {@link MultiReply.onMessage} while more messages are to come. */
@@ -259,8 +259,8 @@ export class Caller implements LinkParticipant {
           this.#settle(id, cancelled(signal));
           // The server may be running it: tell it to stop (end-to-end cancellation).
           if (!call.published) return;
-          if (multi?.onCancel) multi.onCancel(id);
-          else this.#control.cancel(queue, id, undefined);
+          if (multi?.onCancel) multi.onCancel(id, this.#replyTo);
+          else this.#control.cancel(queue, id, undefined, this.#replyTo);
         };
         signal.addEventListener('abort', call.onAbort, { once: true });
       }

@@ -106,7 +106,7 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
       exchange: '',
       headers: { [STREAM_WINDOW_HEADER]: this.#window },
       onMessage: (message, id) => this.#onMessage(message, id),
-      onCancel: (id) => this.#control.cancel(this.#queue, id, this.#controlQueue),
+      onCancel: (id, replyTo) => this.#control.cancel(this.#queue, id, this.#controlQueue, replyTo),
     };
     this.#start(multi, this.#abort.signal).then(
       () => this.#end(undefined),

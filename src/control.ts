@@ -6,8 +6,8 @@ import { batchWritesThisTick } from './write-batch.js';
 
 /** What a server does with the control messages for its queue. */
 export interface ControlTarget {
-  /** The caller of `correlationId` gave up: abort its handler. */
-  cancel(correlationId: string): void;
+  /** The caller of `correlationId` (replies to `replyTo`, if given) gave up: abort its handler. */
+  cancel(correlationId: string, replyTo: string | undefined): void;
   /** The caller of stream `correlationId` accepts `total` items in all. */
   credit(correlationId: string, total: number): void;
   /** A broadcast request (published to the control exchange) for the queue it serves. */
@@ -102,12 +102,19 @@ export class ControlPlane implements LinkParticipant {
 
   /**
    * Tells the server running call `correlationId` that its caller gave up: to the instance
-   * that runs it when known (`controlQueue`), else to every instance serving `queue`.
+   * that runs it when known (`controlQueue`), else to every instance serving `queue`. The
+   * call's `replyTo` goes along, so that a server matches the call, not just an id that
+   * another caller may use too.
    */
-  cancel(queue: string, correlationId: string, controlQueue: string | undefined): void {
+  cancel(
+    queue: string,
+    correlationId: string,
+    controlQueue: string | undefined,
+    replyTo: string,
+  ): void {
     const headers = { [CONTROL_HEADER]: 'cancel' };
-    if (controlQueue !== undefined) this.#send('', controlQueue, correlationId, headers);
-    else this.#sendViaExchange(queue, correlationId, headers);
+    if (controlQueue !== undefined) this.#send('', controlQueue, correlationId, headers, replyTo);
+    else this.#sendViaExchange(queue, correlationId, headers, replyTo);
   }
 
   /** Grants a stream's server `total` items in all. */
@@ -150,11 +157,16 @@ export class ControlPlane implements LinkParticipant {
     return this.#exchangeExists;
   }
 
-  #sendViaExchange(queue: string, correlationId: string, headers: AmqpProperties['headers']): void {
+  #sendViaExchange(
+    queue: string,
+    correlationId: string,
+    headers: AmqpProperties['headers'],
+    replyTo: string,
+  ): void {
     // Publishing to a missing exchange would close the channel: check it exists first.
     this.exchangeExists().then(
       (exists) => {
-        if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers);
+        if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers, replyTo);
       },
       () => undefined,
     );
@@ -165,9 +177,11 @@ export class ControlPlane implements LinkParticipant {
     routingKey: string,
     correlationId: string,
     headers: AmqpProperties['headers'],
+    replyTo?: string,
   ): void {
     const properties: AmqpProperties = { correlationId };
     if (headers) properties.headers = headers;
+    if (replyTo) properties.replyTo = replyTo;
     this.#sendChannel.open().then(
       (channel) => {
         batchWritesThisTick(channel.connection);
@@ -230,10 +244,10 @@ export class ControlPlane implements LinkParticipant {
       return;
     }
     if (correlationId === undefined) return;
-    // Correlation ids are unique per caller: whichever server runs the call finds it.
+    // Whichever server runs the call finds it (by its id, and its reply_to when given).
     for (const targets of this.#targets.values()) {
       for (const target of targets) {
-        if (kind === 'cancel') target.cancel(correlationId);
+        if (kind === 'cancel') target.cancel(correlationId, message.properties.replyTo);
         else if (kind === 'credit') {
           const total = Number(headers?.[CREDIT_HEADER]);
           if (Number.isSafeInteger(total)) target.credit(correlationId, total);

@@ -31,7 +31,7 @@ import {
   replyEntry,
   type BatchEntry,
 } from './batch.js';
-import { CONTENT_TYPE_JSON } from './protocol.js';
+import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 import { DedupeCache, dedupeKey } from './dedupe-cache.js';
@@ -144,6 +144,10 @@ class RequestContext implements HandlerContext {
   }
   get method(): string | undefined {
     return this.message.properties.type;
+  }
+  /** Where the reply goes: matched by cancels. */
+  get replyTo(): string | undefined {
+    return this.message.properties.replyTo;
   }
   get userId(): string | undefined {
     return this.message.properties.userId;
@@ -307,7 +311,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       return;
     }
     const id = message.properties.correlationId;
-    if (this.#cancelledEarly.size > 0 && id !== undefined && this.#cancelledEarly.delete(id)) {
+    if (this.#cancelledEarly.size > 0 && id !== undefined && this.#wasCancelled(id, message)) {
       acks.ack(message.deliveryTag);
       return;
     }
@@ -415,7 +419,7 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
         answer(entry, undefined);
         continue;
       }
-      if (this.#cancelledEarly.size > 0 && this.#cancelledEarly.delete(entry.id)) {
+      if (this.#cancelledEarly.size > 0 && this.#wasCancelled(entry.id, message)) {
         answer(entry, undefined);
         continue;
       }
@@ -655,21 +659,37 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     return { reply: EMPTY_REPLY, headers: { ...headers, [STREAM_HEADER]: 'end' } };
   }
 
-  /** @internal The caller of `correlationId` cancelled: abort its handler (control plane). */
-  cancel(correlationId: string): void {
+  /**
+   * @internal The caller of `correlationId` cancelled: abort its handler (control plane).
+   * With `replyTo`, only the call that replies there: another caller may use the same id.
+   */
+  cancel(correlationId: string, replyTo: string | undefined): void {
     this.#cancelled++;
+    const address = replyTo === undefined ? undefined : replyAddress(replyTo);
     for (const ctx of this.#active) {
-      if (ctx.correlationId === correlationId) {
+      if (
+        ctx.correlationId === correlationId &&
+        (address === undefined || address === replyAddress(ctx.replyTo))
+      ) {
         ctx.abort(new RpcError('CANCELLED', 'the caller cancelled the call'));
         return;
       }
     }
     // Not running here (yet): if the request comes later, it is dropped unstarted.
-    this.#cancelledEarly.add(correlationId);
+    this.#cancelledEarly.add(earlyCancelKey(correlationId, address));
     if (this.#cancelledEarly.size > MAX_EARLY_CANCELS) {
       const [oldest] = this.#cancelledEarly;
       if (oldest !== undefined) this.#cancelledEarly.delete(oldest);
     }
+  }
+
+  /** True (and forgotten) when a cancel for this request came before it. */
+  #wasCancelled(correlationId: string, message: AmqpMessageLike): boolean {
+    const address = replyAddress(message.properties.replyTo);
+    return (
+      this.#cancelledEarly.delete(earlyCancelKey(correlationId, address)) ||
+      this.#cancelledEarly.delete(earlyCancelKey(correlationId, undefined))
+    );
   }
 
   /** @internal The caller of stream `correlationId` accepts `total` items in all. */
@@ -887,6 +907,19 @@ function closeIterable(source: AsyncIterable<unknown>): void {
   source[Symbol.asyncIterator]()
     .return?.()
     .catch(() => undefined);
+}
+
+/**
+ * A reply address as both sides know it: a Direct Reply-to caller publishes
+ * `amq.rabbitmq.reply-to` and its server sees `amq.rabbitmq.reply-to.<token>`.
+ */
+function replyAddress(replyTo: string | undefined): string {
+  if (replyTo === undefined) return '';
+  return replyTo.startsWith(`${DIRECT_REPLY_QUEUE}.`) ? DIRECT_REPLY_QUEUE : replyTo;
+}
+
+function earlyCancelKey(correlationId: string, address: string | undefined): string {
+  return address === undefined ? `\n${correlationId}` : `${address}\n${correlationId}`;
 }
 
 /** The request one batch entry stands for: the batch's properties with the entry's own. */

@@ -4,7 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RpcError, type HandlerContext } from '../../src/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { AMQPClient } from '@cloudamqp/amqp-client';
+import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
 
 failOnUnhandled();
 
@@ -144,6 +145,36 @@ describe('cancellation propagation', () => {
     assert.equal(await codeOf(call), 'CANCELLED');
     const { reason } = await whenAborted(backSignal);
     assert.ok(reason instanceof RpcError && reason.code === 'CANCELLED');
+  });
+
+  test("a cancel with the call's id but another caller's reply_to leaves the call alone", async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('prop.foreign');
+    const started = deferred<{ id: string | undefined; signal: AbortSignal }>();
+    await rpc.serve(queue, async (_request, ctx) => {
+      started.resolve({ id: ctx.correlationId, signal: ctx.signal });
+      await whenAborted(ctx.signal);
+      return 'stopped';
+    });
+    const abort = new AbortController();
+    const call = rpc.call(queue, null, { signal: abort.signal, timeoutMs: 20_000 });
+    const { id, signal } = await started.promise;
+    // Another caller, with a colliding correlation id: its cancel names its own reply queue.
+    const client = new AMQPClient(AMQP_URL);
+    await client.connect();
+    const channel = await client.channel();
+    await channel.basicPublish('rabbit-rpc.control', queue, '', {
+      correlationId: id ?? '',
+      replyTo: 'amq.gen-someone-else',
+      headers: { 'rpc-control': 'cancel' },
+    });
+    // Then the real caller's cancel: by then the foreign one has come and gone.
+    await waitFor(() => (rpc.stats().servers[0]?.cancelled === 1 ? true : undefined));
+    assert.equal(signal.aborted, false);
+    await client.close();
+    abort.abort();
+    assert.equal(await codeOf(call), 'CANCELLED');
+    assert.equal(((await whenAborted(signal)).reason as RpcError).code, 'CANCELLED');
   });
 
   test('a request cancelled while still queued never runs', async () => {
