@@ -4,7 +4,7 @@ import { CONNECT_DEFAULTS } from '../index.js';
 import type { PhaseLimit } from './bench-load.js';
 
 /** The commands of the `rabbit-rpc` CLI. */
-export const COMMANDS = ['call', 'ping', 'serve', 'bench', 'demo'] as const;
+export const COMMANDS = ['call', 'broadcast', 'ping', 'serve', 'bench', 'demo'] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** A command line the user got wrong: exit code 2, nothing was sent anywhere. */
@@ -29,6 +29,23 @@ export interface CallArgs {
   readonly method: string | undefined;
   /** Timing and AMQP properties on stderr. */
   readonly verbose: boolean;
+  /** Ask for a streamed reply and print each item as it comes. */
+  readonly stream: boolean;
+  /** `--window`: the stream's flow-control window (only with `stream`). */
+  readonly window: number | undefined;
+}
+
+export interface BroadcastArgs {
+  readonly command: 'broadcast';
+  readonly queue: string;
+  readonly request: unknown;
+  readonly url: string | undefined;
+  /** How long to collect replies; the library's default (2000 ms) when undefined. */
+  readonly timeoutMs: number | undefined;
+  /** Stop once this many instances have replied. */
+  readonly max: number | undefined;
+  /** One JSON array on stdout instead of a line per instance. */
+  readonly json: boolean;
 }
 
 export interface PingArgs {
@@ -90,10 +107,13 @@ export interface VersionArgs {
 }
 
 export type ParsedCommandLine =
-  CallArgs | PingArgs | ServeArgs | BenchArgs | DemoArgs | HelpArgs | VersionArgs;
+  CallArgs | BroadcastArgs | PingArgs | ServeArgs | BenchArgs | DemoArgs | HelpArgs | VersionArgs;
 
 /** The largest delay a Node timer accepts; the library's upper bound for timeouts. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
+/** The library's bounds of `window` (StreamOptions) and `max` (BroadcastOptions). */
+const MAX_STREAM_WINDOW = 10_000;
+const MAX_BROADCAST_REPLIES = 1_000_000;
 
 /**
  * Parses `process.argv.slice(2)`. Throws {@link UsageError} for anything malformed, before
@@ -118,6 +138,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   switch (first) {
     case 'call':
       return parseCall(rest);
+    case 'broadcast':
+      return parseBroadcast(rest);
     case 'ping':
       return parsePing(rest);
     case 'serve':
@@ -135,6 +157,8 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     'timeout-ms': { type: 'string' },
     method: { type: 'string' },
     verbose: { type: 'boolean', short: 'v' },
+    stream: { type: 'boolean' },
+    window: { type: 'string' },
   });
   if (values['help'] === true) return { command: 'help', topic: 'call' };
   const [queue, json, ...extra] = positionals;
@@ -142,6 +166,11 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     throw new UsageError('call needs a queue and a JSON request', 'call');
   }
   if (extra.length > 0) throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'call');
+  const stream = values['stream'] === true;
+  const window = integerValue('call', '--window', values['window'], 1, MAX_STREAM_WINDOW);
+  if (window !== undefined && !stream) {
+    throw new UsageError('--window is for streamed replies: add --stream', 'call');
+  }
   return {
     command: 'call',
     queue: queueName(queue, 'call'),
@@ -150,6 +179,34 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     timeoutMs: integerValue('call', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
     method: methodName(stringValue(values['method']), 'call'),
     verbose: values['verbose'] === true,
+    stream,
+    window,
+  };
+}
+
+function parseBroadcast(args: string[]): BroadcastArgs | HelpArgs {
+  const { values, positionals } = parse('broadcast', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    max: { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'broadcast' };
+  const [queue, json, ...extra] = positionals;
+  if (queue === undefined || json === undefined) {
+    throw new UsageError('broadcast needs a queue and a JSON request', 'broadcast');
+  }
+  if (extra.length > 0) {
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'broadcast');
+  }
+  return {
+    command: 'broadcast',
+    queue: queueName(queue, 'broadcast'),
+    request: jsonRequest(json, 'broadcast'),
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('broadcast', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    max: integerValue('broadcast', '--max', values['max'], 1, MAX_BROADCAST_REPLIES),
+    json: values['json'] === true,
   };
 }
 

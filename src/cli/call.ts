@@ -11,10 +11,14 @@ import {
   printRpcError,
   reportConnectError,
 } from './output.js';
+import { printStream } from './stream.js';
 import { tracingTransport } from './trace.js';
 import { VerboseCall } from './verbose.js';
 
-/** `rabbit-rpc call`: one request, the reply as JSON on stdout; returns the exit code. */
+/**
+ * `rabbit-rpc call`: one request, the reply as JSON on stdout (with `--stream`, each item of
+ * a streamed reply as it comes); returns the exit code.
+ */
 export async function runCall(args: CallArgs): Promise<number> {
   const url = brokerUrl(args.url);
   const verbose = args.verbose ? new VerboseCall() : undefined;
@@ -27,7 +31,7 @@ export async function runCall(args: CallArgs): Promise<number> {
     verbose?.connecting(redactUrl(url));
     const connectStarted = performance.now();
     try {
-      // One call: reconnecting would not save it (calls fail UNAVAILABLE on a loss anyway).
+      // One call (or stream): reconnecting would not save it (it fails UNAVAILABLE on a loss).
       rpc = await connect({
         url,
         signal: interrupt.signal,
@@ -44,6 +48,10 @@ export async function runCall(args: CallArgs): Promise<number> {
     const options: CallOptions = { signal: interrupt.signal };
     if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
     verbose?.calling(args.queue, args.method, args.timeoutMs);
+    if (args.stream) {
+      verbose?.streaming(args.window);
+      return await printStream(rpc, args, interrupt.signal, verbose);
+    }
     try {
       const reply =
         args.method === undefined

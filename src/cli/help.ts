@@ -6,6 +6,8 @@ const TOP = `rabbit-rpc: request/response RPC over RabbitMQ
 
 Usage:
   rabbit-rpc call <queue> <json> [--method <name>] [--timeout-ms <n>] [-v] [--url <url>]
+  rabbit-rpc call <queue> <json> --stream [--window <n>] [same options]
+  rabbit-rpc broadcast <queue> <json> [--timeout-ms <n>] [--max <n>] [--json] [--url <url>]
   rabbit-rpc ping <queue|service> [--json] [--timeout-ms <n>] [--url <url>]
   rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>] [--no-reconnect]
                    [--url <url>]
@@ -14,11 +16,13 @@ Usage:
   rabbit-rpc demo [--url <url>]
 
 Commands:
-  call    send one request and print the reply as JSON
-  ping    tell whether anything consumes a queue (or a service's queue)
-  serve   answer requests on a queue until SIGINT/SIGTERM
-  bench   call a queue with many calls in flight: calls/s, errors, latency percentiles
-  demo    start a server and call it: replies, errors, a timeout, with latencies
+  call       send one request and print the reply as JSON (--stream: each item of a
+             streamed reply as it comes)
+  broadcast  send one request to every server instance of a queue; print each answer
+  ping       tell whether anything consumes a queue (or a service's queue)
+  serve      answer requests on a queue until SIGINT/SIGTERM
+  bench      call a queue with many calls in flight: calls/s, errors, latency percentiles
+  demo       start a server and call it: replies, errors, a timeout, with latencies
 
 Options:
   -h, --help          help (also: rabbit-rpc <command> --help)
@@ -31,16 +35,27 @@ terminal). More: docs/cli.md
 
 const CALL = `Usage: rabbit-rpc call <queue> <json> [--method <name>] [--timeout-ms <n>] [-v]
                        [--url <url>]
+       rabbit-rpc call <queue> <json> --stream [--window <n>] [same options]
 
 Sends <json> (parsed as JSON) to <queue>, waits for the reply and prints it as one
 line of JSON on stdout. On failure prints "CODE: message" (and "details: <json>") on stderr.
 
+With --stream, asks for a streamed reply and prints each item as one line of JSON as it
+arrives; a server that replies once gives one line. An error ends the stream: the items
+before it stay printed, the error goes to stderr, the exit code is the error's. SIGINT
+stops reading, which cancels the stream on the server.
+
 Options:
   --method <name>     call this method of a service (sent as the AMQP type property);
                       a service's queue is rpc.<service name> unless it chose another
-  --timeout-ms <n>    deadline in milliseconds (default: 30000)
+  --timeout-ms <n>    deadline in milliseconds (default: 30000); with --stream, for the
+                      whole stream
+  --stream            print the items of a streamed reply as they come
+  --window <n>        with --stream: items the server may send ahead of those printed,
+                      1 to 10000 (default: 32)
   -v, --verbose       on stderr: the broker, connect time, the request's and the reply's
-                      AMQP properties and sizes, round-trip time. stdout keeps only the reply
+                      AMQP properties and sizes, round-trip time (with --stream: time to
+                      the first item, item count, total). stdout keeps only the reply
 ${URL_HELP}
   -h, --help          this help
 
@@ -52,7 +67,37 @@ Examples:
   rabbit-rpc call rpc_queue '"Hello World"'
   rabbit-rpc call users.get '{"id": 42}' --timeout-ms 2000
   rabbit-rpc call rpc.math '{"a": 1, "b": 2}' --method add -v
+  rabbit-rpc call rpc.logs '{"from": 0}' --method tail --stream | jq .line
   rabbit-rpc call rpc_queue -- -1        (a JSON value starting with "-" goes after --)
+`;
+
+const BROADCAST = `Usage: rabbit-rpc broadcast <queue> <json> [--timeout-ms <n>] [--max <n>] [--json]
+                            [--url <url>]
+
+Sends <json> to every rabbit-rpc server instance of <queue> at once (not through the
+queue: each instance gets its own copy) and collects their replies for --timeout-ms, or
+until --max instances have replied. Prints one line per instance that answered:
+  amq.gen-Xq3...  ok  {"status":"up"}
+  amq.gen-7Hk...  INTERNAL  disk full
+An instance is named by its connection's control queue. Instances that are down are
+simply missing; nothing is queued for later.
+
+Options:
+  --timeout-ms <n>    how long to collect replies, in milliseconds (default: 2000)
+  --max <n>           stop once this many instances have replied
+  --json              print one JSON array on stdout: [{"instance","ok":true,"reply"}
+                      or {"instance","ok":false,"code","message","details"}, ...]
+${URL_HELP}
+  -h, --help          this help
+
+Exit codes: 0 at least one instance answered and none failed; 1 some answered with an
+error; 2 usage error; 3 UNAVAILABLE: no instance answered in time (or no broker);
+130 interrupted.
+
+Examples:
+  rabbit-rpc broadcast rpc_queue '"status"'
+  rabbit-rpc broadcast workers '"status"' --max 1 --timeout-ms 500
+  rabbit-rpc broadcast rpc_queue '{"reload": true}' --json | jq '.[] | select(.ok | not)'
 `;
 
 const PING = `Usage: rabbit-rpc ping <queue|service> [--json] [--timeout-ms <n>] [--url <url>]
@@ -157,6 +202,8 @@ export function helpText(command: CommandName | undefined): string {
   switch (command) {
     case 'call':
       return CALL;
+    case 'broadcast':
+      return BROADCAST;
     case 'ping':
       return PING;
     case 'serve':

@@ -1,6 +1,7 @@
 import { RpcError } from '../index.js';
 import { parseCommandLine, UsageError } from './args.js';
 import { runBench } from './bench.js';
+import { runBroadcast } from './broadcast.js';
 import { runCall } from './call.js';
 import { runDemo } from './demo.js';
 import { helpText } from './help.js';
@@ -21,6 +22,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return EXIT.OK;
       case 'call':
         return await runCall(parsed);
+      case 'broadcast':
+        return await runBroadcast(parsed);
       case 'ping':
         return await runPing(parsed);
       case 'serve':

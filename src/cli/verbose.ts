@@ -1,5 +1,6 @@
 import { performance } from 'node:perf_hooks';
 import { CONNECT_DEFAULTS, type AmqpProperties } from '../index.js';
+import { DEFAULT_STREAM_WINDOW } from '../options.js';
 import { DEADLINE_HEADER } from '../protocol.js';
 import { formatMs, paint, type Style } from './output.js';
 import type { CallObserver, PublishedRequest, ReceivedMessage } from './trace.js';
@@ -31,6 +32,9 @@ export class VerboseCall implements CallObserver {
   #request: PublishedRequest | undefined;
   #reply: ReceivedMessage | undefined;
   #returned: ReceivedMessage | undefined;
+  /** `call --stream`: items read so far, and when the first one was. */
+  #items = 0;
+  #firstItemAt: number | undefined;
 
   constructor(stream: NodeJS.WriteStream = process.stderr) {
     this.#stream = stream;
@@ -59,6 +63,15 @@ export class VerboseCall implements CallObserver {
     this.#callStarted = performance.now();
   }
 
+  /** `call --stream`: the window asked for. */
+  streaming(window: number | undefined): void {
+    this.#line(
+      '*',
+      'window',
+      window === undefined ? `${DEFAULT_STREAM_WINDOW} items (default)` : `${window} items`,
+    );
+  }
+
   published(request: PublishedRequest): void {
     if (this.#request !== undefined) return; // one call per CLI run; never two summaries
     this.#request = request;
@@ -84,9 +97,8 @@ export class VerboseCall implements CallObserver {
   finished(): void {
     const ended = performance.now();
     const request = this.#request;
-    const started = this.#callStarted ?? ended;
     if (request === undefined) {
-      this.#line('*', 'not published', 'the call failed before its request was sent');
+      this.#notPublished();
     } else if (this.#reply !== undefined) {
       this.#line(
         '*',
@@ -94,14 +106,53 @@ export class VerboseCall implements CallObserver {
         `${formatMs(this.#reply.at - request.at, 2)} (publish to reply)`,
       );
     } else if (this.#returned !== undefined) {
-      this.#line('*', 'returned after', formatMs(this.#returned.at - request.at, 2));
+      this.#returnedAfter(this.#returned, request);
     } else {
       this.#line('*', 'no reply after', formatMs(ended - request.at, 2));
     }
-    const setup = request === undefined ? undefined : request.at - started;
+    this.#total('call', ended);
+  }
+
+  /** `call --stream`: an item was read (the `<` lines show only the first message). */
+  item(): void {
+    this.#items++;
+    this.#firstItemAt ??= performance.now();
+  }
+
+  /** After a stream: when its first item came, how many came, and the whole stream's time. */
+  streamFinished(): void {
+    const ended = performance.now();
+    const request = this.#request;
+    if (request === undefined) {
+      this.#notPublished();
+    } else if (this.#returned !== undefined) {
+      this.#returnedAfter(this.#returned, request);
+    } else if (this.#firstItemAt !== undefined) {
+      this.#line(
+        '*',
+        'first item',
+        `${formatMs(this.#firstItemAt - request.at, 2)} (publish to first item)`,
+      );
+    }
+    this.#line('*', 'items', String(this.#items));
+    this.#total('stream', ended);
+  }
+
+  #notPublished(): void {
+    this.#line('*', 'not published', 'the call failed before its request was sent');
+  }
+
+  #returnedAfter(returned: ReceivedMessage, request: PublishedRequest): void {
+    this.#line('*', 'returned after', formatMs(returned.at - request.at, 2));
+  }
+
+  /** `<what>: 12.34 ms in all (1.23 ms before the publish)`. */
+  #total(what: string, ended: number): void {
+    const started = this.#callStarted ?? ended;
+    const setup = this.#request === undefined ? undefined : this.#request.at - started;
     this.#line(
       '*',
-      'call',
+      what,
       `${formatMs(ended - started, 2)} in all` +
         (setup === undefined ? '' : ` (${formatMs(setup, 2)} before the publish)`),
     );

@@ -20,7 +20,7 @@ describe('help, version and usage errors', () => {
     });
   }
 
-  for (const command of ['call', 'ping', 'serve', 'demo']) {
+  for (const command of ['call', 'broadcast', 'ping', 'serve', 'demo']) {
     for (const flag of ['--help', '-h']) {
       test(`rabbit-rpc ${command} ${flag} prints that command's usage`, async () => {
         const result = await runCli([command, flag]);
@@ -51,6 +51,17 @@ describe('help, version and usage errors', () => {
     ['a queue name over 255 bytes', ['call', 'q'.repeat(256), '1']],
     ['call --method without a name', ['call', 'q', '1', '--method', '']],
     ['call --method over 255 bytes', ['call', 'q', '1', '--method', 'm'.repeat(256)]],
+    ['call --stream --window 0', ['call', 'q', '1', '--stream', '--window', '0']],
+    ['call --stream --window over 10000', ['call', 'q', '1', '--stream', '--window', '10001']],
+    ['call --window without --stream', ['call', 'q', '1', '--window', '8']],
+    ['call --stream with --max', ['call', 'q', '1', '--stream', '--max', '2']],
+    ['broadcast without a request', ['broadcast', 'q']],
+    ['broadcast with an extra argument', ['broadcast', 'q', '1', '2']],
+    ['broadcast with a request that is not JSON', ['broadcast', 'q', '{nope}']],
+    ['broadcast --max 0', ['broadcast', 'q', '1', '--max', '0']],
+    ['broadcast --max -1', ['broadcast', 'q', '1', '--max=-1']],
+    ['broadcast --timeout-ms 0', ['broadcast', 'q', '1', '--timeout-ms', '0']],
+    ['broadcast --stream', ['broadcast', 'q', '1', '--stream']],
     ['ping without a name', ['ping']],
     ['ping with an extra argument', ['ping', 'q', 'r']],
     ['ping with an empty name', ['ping', '']],
