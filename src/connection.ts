@@ -396,7 +396,7 @@ export class RpcConnection implements AsyncDisposable {
       new RpcError('FAILED_PRECONDITION', 'the connection is closed'),
     );
     await this.#caller.deleteReplyQueue();
-    this.#control.close();
+    await this.#control.close();
     await this.#link.close();
   }
 

@@ -3,6 +3,7 @@ import { fromAmqpError } from './amqp.js';
 import type { Link, LinkParticipant } from './link.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER, CREDIT_HEADER } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
+import { settledWithin } from './within.js';
 
 /** What a server does with the control messages for its queue. */
 export interface ControlTarget {
@@ -43,6 +44,8 @@ export class ControlPlane implements LinkParticipant {
   #queue: string | undefined;
   #listening: Promise<string> | undefined;
   #exchangeExists = false;
+  /** Control messages on their way out: close() lets them go first. */
+  readonly #sending = new Set<Promise<unknown>>();
   #exchangeMissingSince = -Infinity;
 
   constructor(link: Link) {
@@ -127,13 +130,20 @@ export class ControlPlane implements LinkParticipant {
 
   /** Publishes a broadcast reply on the control channel. */
   reply(replyTo: string, body: Uint8Array, properties: AmqpProperties): void {
-    this.#sendChannel.open().then(
-      (channel) => {
-        batchWritesThisTick(channel.connection);
-        channel.basicPublish('', replyTo, body, properties).catch(() => undefined);
-      },
-      () => undefined,
+    this.#track(
+      this.#sendChannel.open().then(
+        (channel) => {
+          batchWritesThisTick(channel.connection);
+          return channel.basicPublish('', replyTo, body, properties).catch(() => undefined);
+        },
+        () => undefined,
+      ),
     );
+  }
+
+  #track(sending: Promise<unknown>): void {
+    this.#sending.add(sending);
+    void sending.finally(() => this.#sending.delete(sending));
   }
 
   /**
@@ -164,11 +174,13 @@ export class ControlPlane implements LinkParticipant {
     replyTo: string,
   ): void {
     // Publishing to a missing exchange would close the channel: check it exists first.
-    this.exchangeExists().then(
-      (exists) => {
-        if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers, replyTo);
-      },
-      () => undefined,
+    this.#track(
+      this.exchangeExists().then(
+        (exists) => {
+          if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers, replyTo);
+        },
+        () => undefined,
+      ),
     );
   }
 
@@ -182,14 +194,18 @@ export class ControlPlane implements LinkParticipant {
     const properties: AmqpProperties = { correlationId };
     if (headers) properties.headers = headers;
     if (replyTo) properties.replyTo = replyTo;
-    this.#sendChannel.open().then(
-      (channel) => {
-        batchWritesThisTick(channel.connection);
-        channel.basicPublish(exchange, routingKey, EMPTY, properties).catch(() => undefined);
-      },
-      (error: unknown) => {
-        this.#link.logger.debug({ err: error }, 'a control message was not sent');
-      },
+    this.#track(
+      this.#sendChannel.open().then(
+        (channel) => {
+          batchWritesThisTick(channel.connection);
+          return channel
+            .basicPublish(exchange, routingKey, EMPTY, properties)
+            .catch(() => undefined);
+        },
+        (error: unknown) => {
+          this.#link.logger.debug({ err: error }, 'a control message was not sent');
+        },
+      ),
     );
   }
 
@@ -281,13 +297,23 @@ export class ControlPlane implements LinkParticipant {
     this.#forget();
   }
 
-  close(): void {
+  /**
+   * Lets the control messages already on their way out go (a cancel sent just before
+   * `close()` must reach its server), for at most a second, then forgets the channels.
+   */
+  async close(): Promise<void> {
+    // Loops: a cancel via the exchange sends only once its existence check is done.
+    for (let round = 0; round < 2 && this.#sending.size > 0 && this.#link.client; round++) {
+      await settledWithin(Promise.all([...this.#sending]), CLOSE_SEND_TIMEOUT_MS);
+    }
     this.#link.leave(this);
     this.#forget();
   }
 }
 
 const EMPTY = new Uint8Array(0);
+/** How long close() waits for control messages on their way out. */
+const CLOSE_SEND_TIMEOUT_MS = 500;
 
 /** A channel opened on first use and again after it closed; concurrent users share one. */
 class LazyChannel {

@@ -3,8 +3,8 @@
 // error; credit flow control; leaving the loop cancels the stream on the server.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RpcError } from '../../src/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { connect, RpcError } from '../../src/index.js';
+import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
 
 failOnUnhandled();
 
@@ -116,6 +116,26 @@ describe('stream()', () => {
     assert.ok(aborted, "the handler's ctx.signal aborted");
     assert.ok(sent < 5 + 2 * 8, `the generator went on to ${sent}`);
     assert.equal(rpc.stats().pending, 0);
+  });
+
+  test('stopping a stream and closing the connection at once still cancels it on the server', async () => {
+    const server = await connectForTest();
+    const caller = await connect(AMQP_URL);
+    const queue = uniqueQueue('stream.close');
+    const finished = deferred<boolean>();
+    await server.serve(queue, async function* (_request, ctx) {
+      try {
+        for (let i = 0; ; i++) yield i;
+      } finally {
+        finished.resolve(ctx.signal.aborted);
+      }
+    });
+    const stream = caller.stream<number>(queue, null, { window: 32, timeoutMs: 60_000 });
+    assert.deepEqual(await stream.next(), { value: 0, done: false });
+    // The cancel goes out on a channel opened for it: close() must not drop it on the way.
+    await Promise.all([stream.return(), caller.close()]);
+    // Without the cancel the generator would run on until its 60 s deadline.
+    assert.equal(await finished.promise, true);
   });
 
   test('the whole stream must end within timeoutMs: DEADLINE_EXCEEDED after the items so far', async () => {
