@@ -99,7 +99,7 @@ describe('deadline propagation', () => {
 });
 
 describe('cancellation propagation', () => {
-  test("the caller's abort aborts the handler's ctx.signal with CANCELLED, within 50 ms (median)", async () => {
+  test("the caller's abort aborts the handler's ctx.signal with CANCELLED, within 50 ms (median)", async (t) => {
     const caller = await connectForTest();
     const server = await connectForTest();
     const queue = uniqueQueue('prop.cancel');
@@ -124,6 +124,9 @@ describe('cancellation propagation', () => {
     }
     delays.sort((a, b) => a - b);
     const median = delays[Math.floor(delays.length / 2)] ?? Infinity;
+    t.diagnostic(
+      `abort to handler abort: median ${median.toFixed(1)} ms, max ${delays.at(-1)?.toFixed(1)} ms`,
+    );
     assert.ok(median < 50, `median ${median.toFixed(1)} ms; all: ${delays.join(', ')}`);
     assert.equal(server.stats().servers[0]?.cancelled, 9);
   });
