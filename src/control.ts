@@ -1,7 +1,12 @@
 import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
 import { fromAmqpError } from './amqp.js';
 import type { Link, LinkParticipant } from './link.js';
-import { CONTROL_EXCHANGE, CONTROL_HEADER, CREDIT_HEADER } from './protocol.js';
+import {
+  CANCEL_REPLY_TO_HEADER,
+  CONTROL_EXCHANGE,
+  CONTROL_HEADER,
+  CREDIT_HEADER,
+} from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 
@@ -193,7 +198,9 @@ export class ControlPlane implements LinkParticipant {
   ): void {
     const properties: AmqpProperties = { correlationId };
     if (headers) properties.headers = headers;
-    if (replyTo) properties.replyTo = replyTo;
+    // A header, not the reply_to property: RabbitMQ refuses a publish whose reply_to is
+    // Direct Reply-to from a channel that does not consume it.
+    if (replyTo) properties.headers = { ...headers, [CANCEL_REPLY_TO_HEADER]: replyTo };
     this.#track(
       this.#sendChannel.open().then(
         (channel) => {
@@ -263,8 +270,10 @@ export class ControlPlane implements LinkParticipant {
     // Whichever server runs the call finds it (by its id, and its reply_to when given).
     for (const targets of this.#targets.values()) {
       for (const target of targets) {
-        if (kind === 'cancel') target.cancel(correlationId, message.properties.replyTo);
-        else if (kind === 'credit') {
+        if (kind === 'cancel') {
+          const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
+          target.cancel(correlationId, typeof replyTo === 'string' ? replyTo : undefined);
+        } else if (kind === 'credit') {
           const total = Number(headers?.[CREDIT_HEADER]);
           if (Number.isSafeInteger(total)) target.credit(correlationId, total);
         }

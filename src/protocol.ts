@@ -29,6 +29,8 @@ export const NO_ROUTE = 312;
 export const CONTROL_EXCHANGE = 'rabbit-rpc.control';
 /** Control message header: `cancel` or `credit`. A message without it on a control queue is a broadcast request. */
 export const CONTROL_HEADER = 'rpc-control';
+/** Cancel message header: the `reply_to` of the call to cancel, as its caller published it. */
+export const CANCEL_REPLY_TO_HEADER = 'rpc-reply-to';
 /** Credit message header: how many stream items the caller accepts in all (integer). */
 export const CREDIT_HEADER = 'rpc-credit';
 /** Request header: the caller accepts a streamed reply; the value is its window (integer items). */

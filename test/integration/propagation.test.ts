@@ -131,6 +131,26 @@ describe('cancellation propagation', () => {
     assert.equal(server.stats().servers[0]?.cancelled, 9);
   });
 
+  for (const replyMode of ['direct', 'expiring-queue'] as const) {
+    test(`replyMode '${replyMode}': the abort reaches the handler too`, async () => {
+      const caller = await connectForTest({ replyMode });
+      const server = await connectForTest();
+      const queue = uniqueQueue('prop.mode');
+      const started = deferred<AbortSignal>();
+      await server.serve(queue, async (_request, ctx) => {
+        started.resolve(ctx.signal);
+        await whenAborted(ctx.signal);
+        return 'stopped';
+      });
+      const abort = new AbortController();
+      const call = caller.call(queue, null, { signal: abort.signal, timeoutMs: 20_000 });
+      const signal = await started.promise;
+      abort.abort();
+      assert.equal(await codeOf(call), 'CANCELLED');
+      assert.equal(((await whenAborted(signal)).reason as RpcError).code, 'CANCELLED');
+    });
+  }
+
   test('cancelling travels down a chain: the nested handler is aborted too', async () => {
     const rpc = await connectForTest();
     const [front, back] = [uniqueQueue('prop.front'), uniqueQueue('prop.back')];
@@ -168,8 +188,7 @@ describe('cancellation propagation', () => {
     const channel = await client.channel();
     await channel.basicPublish('rabbit-rpc.control', queue, '', {
       correlationId: id ?? '',
-      replyTo: 'amq.gen-someone-else',
-      headers: { 'rpc-control': 'cancel' },
+      headers: { 'rpc-control': 'cancel', 'rpc-reply-to': 'amq.gen-someone-else' },
     });
     // Then the real caller's cancel: by then the foreign one has come and gone.
     await waitFor(() => (rpc.stats().servers[0]?.cancelled === 1 ? true : undefined));
