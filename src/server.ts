@@ -234,9 +234,17 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
 
   /** @internal Declares the queue, sets the prefetch and starts consuming. */
   async start(): Promise<void> {
-    await this.#consume(await this.#link.ready());
-    this.#link.join(this);
+    // The control queue first: ready for cancels before the first request, and set up
+    // before any reply is published (a broker resource alarm would then block the
+    // connection, and with it the control plane's channel operations).
     await this.control?.register(this.queue, this);
+    try {
+      await this.#consume(await this.#link.ready());
+    } catch (error) {
+      this.control?.unregister(this.queue, this);
+      throw error;
+    }
+    this.#link.join(this);
   }
 
   async #consume(client: AmqpClientLike): Promise<void> {
