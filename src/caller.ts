@@ -239,7 +239,7 @@ export class Caller implements LinkParticipant {
         this.#batching &&
         !multi &&
         properties.contentType === CONTENT_TYPE_JSON &&
-        body.length <= this.#batching.maxBytes / 2
+        body.length <= Math.min(this.#batching.maxBytes / 2, MAX_BATCHED_REQUEST_BYTES)
       ) {
         call.entry = requestEntry(id, deadline, method, options.headers, body);
       }
@@ -707,6 +707,12 @@ export class Caller implements LinkParticipant {
     this.#failAll(pendingError);
   }
 }
+
+/**
+ * Requests larger than this go on their own even with batching on: the broker's cost per
+ * message is small next to theirs, and joining them as text would only add copies.
+ */
+const MAX_BATCHED_REQUEST_BYTES = 16 * 1024;
 
 /** Headers travel in one AMQP frame with the other properties: keep them well below it. */
 const MAX_HEADERS_BYTES = 8 * 1024;

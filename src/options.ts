@@ -49,8 +49,8 @@ export interface ConnectOptions {
    * their replies come back in one, so the broker's per-message work is paid once per batch
    * (docs/protocol.md, "Batches"). Only for queues served by rabbit-rpc servers of this
    * version or later; an older or a foreign server answers a batch with INVALID_ARGUMENT.
-   * A call alone in its tick, a call with bytes (not JSON), an idempotent call, a stream
-   * and a broadcast are sent as usual. Trade-offs: docs/decisions.md. `true` takes the
+   * A call alone in its tick, a request over 16 KiB, a call with bytes (not JSON), an
+   * idempotent call, a stream and a broadcast are sent as usual. Trade-offs: docs/decisions.md. `true` takes the
    * defaults. @default false
    */
   batch?: boolean | BatchOptions;

@@ -110,7 +110,7 @@ describe('batch: true', () => {
     }
   });
 
-  test('a call alone in its tick, and a call with bytes, go as usual', async () => {
+  test('a call alone in its tick, a call with bytes and a large one go as usual', async () => {
     const caller = await connectForTest({ batch: true });
     const queue = uniqueQueue('batch.plain');
     const consumer = await rawConsumer(queue);
@@ -125,6 +125,17 @@ describe('batch: true', () => {
         (message) => message.properties.contentType,
       );
       assert.deepEqual(types.sort(), ['application/json', 'application/octet-stream']);
+      // A request over 16 KiB goes on its own, leaving the small one alone too.
+      void caller.call(queue, 'x'.repeat(20_000), { timeoutMs: 500 }).catch(() => undefined);
+      void caller.call(queue, 'small', { timeoutMs: 500 }).catch(() => undefined);
+      const sizes = [await consumer.next(), await consumer.next()].map((message) => {
+        assert.equal(message.properties.contentType, 'application/json');
+        return message.bodySize;
+      });
+      assert.deepEqual(
+        sizes.sort((a, b) => a - b),
+        [7, 20_002],
+      );
     } finally {
       await consumer.close();
     }
