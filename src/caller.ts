@@ -339,9 +339,7 @@ export class Caller implements LinkParticipant {
     // Calls settled meanwhile (cancelled, timed out) are left out.
     const calls = open.calls.filter((call) => this.#pending.get(call.id) === call);
     const { channel } = open;
-    const [first] = calls;
-    if (!first) return;
-    if (calls.length === 1 || channel.closed) {
+    if (calls.length < 2 || channel.closed) {
       for (const call of calls) this.#publishOne(channel, call);
       return;
     }
@@ -365,7 +363,7 @@ export class Caller implements LinkParticipant {
       expiration: String(expirationMs),
       headers: { [DEADLINE_HEADER]: Date.now() + expirationMs },
     };
-    if (first.properties.userId !== undefined) properties.userId = first.properties.userId;
+    if (this.#options.userId !== undefined) properties.userId = this.#options.userId;
     const body = batchBody(calls.map((call) => call.entry ?? ''));
     batchWritesThisTick(channel.connection);
     channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
@@ -381,22 +379,21 @@ export class Caller implements LinkParticipant {
   }
 
   /** A reply to a batch: the outcomes of several of its calls, or an error for all. */
-  #onBatchReply(message: AmqpMessageLike, batch: SentBatch | undefined): void {
+  #onBatchReply(message: AmqpMessageLike, batch: SentBatch): void {
+    if (message.properties.contentType !== BATCH_CONTENT_TYPE) {
+      // A server that could not read the batch (an older one: INVALID_ARGUMENT).
+      this.#failBatch(batch, RpcError.from(decodeReplyOutcome(message), 'INTERNAL'));
+      return;
+    }
     let outcomes: Array<[string, unknown]>;
     try {
-      if (message.properties.contentType !== BATCH_CONTENT_TYPE) {
-        // A server that could not read the batch (an older one: INVALID_ARGUMENT).
-        const outcome = decodeReplyOutcome(message);
-        if (batch) this.#failBatch(batch, RpcError.from(outcome, 'INTERNAL'));
-        return;
-      }
       outcomes = readReplyBatch(message.body);
     } catch (error) {
-      if (batch) this.#failBatch(batch, RpcError.from(error, 'INTERNAL'));
+      this.#failBatch(batch, RpcError.from(error, 'INTERNAL'));
       return;
     }
     for (const [id, outcome] of outcomes) {
-      if (this.#pending.get(id)?.batch === batch && batch) this.#settle(id, outcome, true);
+      if (this.#pending.get(id)?.batch === batch) this.#settle(id, outcome, true);
       else this.#unmatchedReplies++;
     }
   }

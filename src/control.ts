@@ -90,12 +90,21 @@ export class ControlPlane implements LinkParticipant {
    * channel it would stop the control queue's consumer, which listens again at once: a loop.
    */
   async #bind(controlQueue: string, queue: string): Promise<void> {
+    try {
+      await this.#onThrowawayChannel((channel) =>
+        channel.queueBind(controlQueue, CONTROL_EXCHANGE, queue),
+      );
+    } catch (error) {
+      throw fromAmqpError(error, 'binding the control queue failed');
+    }
+  }
+
+  /** Runs `work` on a channel of its own, closed afterwards: its failure closes only that. */
+  async #onThrowawayChannel<T>(work: (channel: AmqpChannelLike) => Promise<T>): Promise<T> {
     const client = await this.#link.ready();
     const channel = await client.channel();
     try {
-      await channel.queueBind(controlQueue, CONTROL_EXCHANGE, queue);
-    } catch (error) {
-      throw fromAmqpError(error, 'binding the control queue failed');
+      return await work(channel);
     } finally {
       if (!channel.closed) channel.close().catch(() => undefined);
     }
@@ -148,7 +157,8 @@ export class ControlPlane implements LinkParticipant {
 
   #track(sending: Promise<unknown>): void {
     this.#sending.add(sending);
-    void sending.finally(() => this.#sending.delete(sending));
+    const done = (): void => void this.#sending.delete(sending);
+    sending.then(done, done);
   }
 
   /**
@@ -159,16 +169,15 @@ export class ControlPlane implements LinkParticipant {
   async exchangeExists(): Promise<boolean> {
     if (this.#exchangeExists) return true;
     if (Date.now() - this.#exchangeMissingSince < MISSING_EXCHANGE_RECHECK_MS) return false;
-    const client = await this.#link.ready();
-    const channel = await client.channel();
-    try {
-      await channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { passive: true });
-      this.#exchangeExists = true;
-    } catch {
-      this.#exchangeMissingSince = Date.now();
-    } finally {
-      if (!channel.closed) channel.close().catch(() => undefined);
-    }
+    // Only the declare's refusal means "missing"; no connection is the caller's error.
+    const exists = await this.#onThrowawayChannel((channel) =>
+      channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { passive: true }).then(
+        () => true,
+        () => false,
+      ),
+    );
+    if (exists) this.#exchangeExists = true;
+    else this.#exchangeMissingSince = Date.now();
     return this.#exchangeExists;
   }
 

@@ -367,6 +367,13 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
       if (this.#options.requireUserId && !message.properties.userId) {
         throw new RpcError('UNAUTHENTICATED', 'this server requires a user_id on requests');
       }
+      const size = message.body?.length ?? 0;
+      if (size > this.#maxPayloadBytes) {
+        throw new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `batch of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+        );
+      }
       entries = readRequestBatch(message.body);
     } catch (thrown) {
       // The whole batch is at fault: one error reply to the batch, as for a poison request.
@@ -439,13 +446,12 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
         this.#finish(ctx);
       } else {
         // Never a stream: a batched call has no window (FAILED_PRECONDITION), so a Replied.
-        Promise.resolve(outcome).then(
-          (settled) => {
-            answer(entry, settled instanceof Replied ? settled : undefined);
-            this.#finish(ctx);
-          },
-          () => this.#finish(ctx),
-        );
+        // #invoke never rejects; were it to, the batch must still be acked once all are done.
+        const done = (settled: unknown): void => {
+          answer(entry, settled instanceof Replied ? settled : undefined);
+          this.#finish(ctx);
+        };
+        Promise.resolve(outcome).then(done, done);
       }
     }
     if (entries.length === 0) flush();

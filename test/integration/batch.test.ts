@@ -182,6 +182,20 @@ describe('batch: true', () => {
     assert.equal(await slow, 'slow');
   });
 
+  test("a batch over the server's maxPayloadBytes: every call is RESOURCE_EXHAUSTED", async () => {
+    const server = await connectForTest({ maxPayloadBytes: 2_000 });
+    const caller = await connectForTest({ batch: true });
+    const queue = uniqueQueue('batch.big');
+    let ran = 0;
+    await server.serve(queue, () => ++ran);
+    // Each call is under the limit; the three together are not.
+    const codes = await Promise.all(
+      [1, 2, 3].map((n) => codeOf(caller.call(queue, `${n}${'x'.repeat(900)}`))),
+    );
+    assert.deepEqual(codes, ['RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED', 'RESOURCE_EXHAUSTED']);
+    assert.equal(ran, 0);
+  });
+
   test('no such queue: every call of the batch is UNAVAILABLE at once', async () => {
     const caller = await connectForTest({ batch: true });
     const queue = uniqueQueue('batch.none');
