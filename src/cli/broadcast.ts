@@ -14,6 +14,7 @@ import {
   formatJson,
   paint,
   printRpcError,
+  interruptSignal,
   reportConnectError,
 } from './output.js';
 
@@ -24,10 +25,7 @@ import {
  */
 export async function runBroadcast(args: BroadcastArgs): Promise<number> {
   const url = brokerUrl(args.url);
-  const interrupt = new AbortController();
-  const onSignal = (): void => interrupt.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupt = interruptSignal();
   let rpc: RpcConnection | undefined;
   try {
     try {
@@ -54,8 +52,7 @@ export async function runBroadcast(args: BroadcastArgs): Promise<number> {
     }
     return report(args, replies);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
     await rpc?.close();
   }
 }

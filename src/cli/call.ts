@@ -9,6 +9,7 @@ import {
   exitCodeFor,
   formatJson,
   printRpcError,
+  interruptSignal,
   reportConnectError,
 } from './output.js';
 import { printStream } from './stream.js';
@@ -22,10 +23,7 @@ import { VerboseCall } from './verbose.js';
 export async function runCall(args: CallArgs): Promise<number> {
   const url = brokerUrl(args.url);
   const verbose = args.verbose ? new VerboseCall() : undefined;
-  const interrupt = new AbortController();
-  const onSignal = (): void => interrupt.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupt = interruptSignal();
   let rpc: RpcConnection | undefined;
   try {
     verbose?.connecting(redactUrl(url));
@@ -67,8 +65,7 @@ export async function runCall(args: CallArgs): Promise<number> {
       return interrupt.signal.aborted ? EXIT.INTERRUPTED : exitCodeFor(error);
     }
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
     await rpc?.close();
   }
 }

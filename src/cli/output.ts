@@ -144,3 +144,21 @@ export function packageVersion(): string {
   }
   return 'unknown';
 }
+
+/**
+ * An AbortSignal that SIGINT or SIGTERM aborts, for a command that stops cleanly on either;
+ * `release()` removes the handlers (the default ones apply again).
+ */
+export function interruptSignal(): { readonly signal: AbortSignal; release(): void } {
+  const interrupt = new AbortController();
+  const onSignal = (): void => interrupt.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  return {
+    signal: interrupt.signal,
+    release() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    },
+  };
+}

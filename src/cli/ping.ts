@@ -11,6 +11,7 @@ import {
   formatJson,
   paint,
   printRpcError,
+  interruptSignal,
   reportConnectError,
 } from './output.js';
 
@@ -33,10 +34,7 @@ export interface QueueInfo {
 export async function runPing(args: PingArgs): Promise<number> {
   const url = brokerUrl(args.url);
   const timeoutMs = args.timeoutMs ?? PING_DEFAULT_TIMEOUT_MS;
-  const interrupt = new AbortController();
-  const onSignal = (): void => interrupt.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  const interrupt = interruptSignal();
   let client: AmqpClientLike | undefined;
   try {
     // One budget for everything: connecting (bounded by connectTimeoutMs), then the look-ups.
@@ -77,8 +75,7 @@ export async function runPing(args: PingArgs): Promise<number> {
     }
     return report(args, candidates, found, url);
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    interrupt.release();
     if (client !== undefined) await closeClient(client);
   }
 }
