@@ -312,6 +312,9 @@ describe('startPrivateBroker', () => {
     } finally {
       await before.close();
     }
+    // RabbitMQ writes queue definitions to its metadata log asynchronously: a kill -9 right
+    // after the declare can lose it (seen once in CI). This tests the harness, so sync first.
+    await broker.ctl('eval', 'mnesia:sync_log().');
     await broker.kill();
     assert.equal(broker.state, 'stopped');
     assert.equal(await amqpAnswers(broker.port, '127.0.0.1', 500), false);
