@@ -9,7 +9,7 @@ import { batchWritesThisTick } from './write-batch.js';
  */
 export class AckBatcher {
   readonly channel: AmqpChannelLike;
-  /** Delivery tags received and not yet acked or nacked. */
+  /** Delivery tags received and not yet acked or nacked, in the order received. */
   readonly #unsettled = new Set<number>();
   #toAck: number[] = [];
   readonly #flush = () => this.#send();
@@ -40,8 +40,8 @@ export class AckBatcher {
     if (tags.length === 0 || this.channel.closed) return;
     let highest = 0;
     for (const tag of tags) if (tag > highest) highest = tag;
-    let lowestUnsettled = Infinity;
-    for (const tag of this.#unsettled) if (tag < lowestUnsettled) lowestUnsettled = tag;
+    // Tags grow with each delivery and a Set keeps insertion order: the first is the lowest.
+    const lowestUnsettled = this.#unsettled.values().next().value ?? Infinity;
     if (tags.length > 1 && lowestUnsettled > highest) {
       this.channel.basicAck(highest, true).catch(() => undefined);
       return;
