@@ -43,7 +43,10 @@ const HELP = `npm run bench -- [flags]
   --reps N             repetitions (default 3; --quick: 1)
   --cases a,b          cases to run: seq, c16, c256, pl64k (default: all)
   --impls a,b          implementations: ${IMPLS.join(', ')}
-                       (default: all but raw-plain, the raw loop without write batching)
+                       (default: ${DEFAULT_IMPLS.join(', ')})
+                       raw: no acks, confirms or properties; raw-plain: raw with one socket
+                       write per publish; raw-acked: raw plus server acks; raw-wire:
+                       raw-acked plus the rest of rabbit-rpc's wire format (docs/benchmark.md)
   --n N                measured calls per case (default: per case; warm-up is N/10)
   --prefetch N         server prefetch (default 100)
   --frame-max N        frameMax that rabbit-rpc connects with (default: the library's, 131072)
@@ -107,6 +110,10 @@ interface RunRecord {
   ratioToRaw?: number;
   /** The ratio compares with a raw run, or is itself a run, that other load disturbed. */
   ratioDisturbed?: boolean;
+  /** calls/s divided by raw-wire's calls/s in the same repetition and case. */
+  ratioToWire?: number;
+  /** As `ratioDisturbed`, for `ratioToWire`. */
+  ratioToWireDisturbed?: boolean;
   at: string;
 }
 
@@ -122,6 +129,7 @@ interface SummaryRow {
   callsPerSecMin: number;
   callsPerSecMax: number;
   ratioToRaw: number;
+  ratioToWire: number;
   p50Ms: number;
   p99Ms: number;
   p999Ms: number;
@@ -154,6 +162,7 @@ const fmtInt = (v: number): string =>
   Number.isFinite(v) ? Math.round(v).toLocaleString('en-US') : '–';
 const fmtMs = (v: number): string =>
   !Number.isFinite(v) ? '–' : v < 10 ? v.toFixed(2) : v < 100 ? v.toFixed(1) : v.toFixed(0);
+const fmtRatio = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 const fmtPct = (v: number): string => (Number.isFinite(v) ? `${Math.round(v * 100)}%` : '–');
 
 async function main(): Promise<void> {
@@ -249,8 +258,7 @@ async function main(): Promise<void> {
         repRuns.push(record);
         runs.push(record);
         done++;
-        const raw = repRuns.find((r) => r.impl === 'raw');
-        if (raw) for (const r of repRuns) setRatio(r, raw);
+        setRatios(repRuns);
         const elapsed = (performance.now() - t0) / 1000;
         const eta = (elapsed / done) * (total - done);
         console.log(
@@ -314,11 +322,37 @@ function otherShare(r: RunRecord): number {
   return r.client ? r.otherCpuMs / r.client.wallMs : NaN;
 }
 
-function setRatio(r: RunRecord, raw: RunRecord): void {
-  if (r.client && raw.client && raw.client.callsPerSec > 0) {
-    r.ratioToRaw = round(r.client.callsPerSec / raw.client.callsPerSec, 3);
-    r.ratioDisturbed = r.disturbed || raw.disturbed;
+/** calls/s of `r` over those of `ref`, a run of the same repetition and case. */
+function ratioTo(r: RunRecord, ref: RunRecord | undefined): number | undefined {
+  if (!r.client || !ref?.client || ref.client.callsPerSec <= 0) return undefined;
+  return round(r.client.callsPerSec / ref.client.callsPerSec, 3);
+}
+
+/** Sets the ratios to raw and to raw-wire of one repetition's runs of one case. */
+function setRatios(repRuns: readonly RunRecord[]): void {
+  const raw = repRuns.find((r) => r.impl === 'raw');
+  const wire = repRuns.find((r) => r.impl === 'raw-wire');
+  for (const r of repRuns) {
+    const toRaw = ratioTo(r, raw);
+    if (raw && toRaw !== undefined) {
+      r.ratioToRaw = toRaw;
+      r.ratioDisturbed = r.disturbed || raw.disturbed;
+    }
+    const toWire = ratioTo(r, wire);
+    if (wire && toWire !== undefined) {
+      r.ratioToWire = toWire;
+      r.ratioToWireDisturbed = r.disturbed || wire.disturbed;
+    }
   }
+}
+
+/** Median of per-repetition ratios, from undisturbed pairs of runs when there are any. */
+function medianRatio(
+  ratios: readonly { value: number | undefined; disturbed: boolean | undefined }[],
+): number {
+  const known = ratios.filter((x) => x.value !== undefined);
+  const clean = known.filter((x) => x.disturbed !== true);
+  return round(median((clean.length > 0 ? clean : known).map((x) => x.value ?? NaN)), 3);
 }
 
 function badCalls(r: RunRecord): number {
@@ -335,6 +369,7 @@ function line(r: RunRecord): string {
     `CPU µs/call ${fmtInt(r.clientUsPerCall)}/${fmtInt(r.serverUsPerCall)}/${fmtInt(r.brokerUsPerCall)}  ` +
     `RSS ${c.maxRssMb} MB` +
     (r.ratioToRaw !== undefined ? `  ×raw ${r.ratioToRaw.toFixed(2)}` : '') +
+    (r.ratioToWire !== undefined ? `  ×wire ${r.ratioToWire.toFixed(2)}` : '') +
     (r.disturbed ? '  DISTURBED' : '') +
     (bad > 0 ? `  BAD ${bad}: ${c.firstError ?? ''}` : '')
   );
@@ -466,9 +501,6 @@ function summarize(
       // Runs still disturbed after their retries count only when no clean run exists.
       const clean = all.filter((r) => !r.disturbed);
       const mine = clean.length > 0 ? clean : all;
-      const ratios = all.filter((r) => r.ratioToRaw !== undefined);
-      const cleanRatios = ratios.filter((r) => r.ratioDisturbed !== true);
-      const usedRatios = cleanRatios.length > 0 ? cleanRatios : ratios;
       const ok = mine.flatMap((r) => (r.client ? [r.client] : []));
       const cps = ok.map((r) => r.callsPerSec);
       rows.push({
@@ -481,7 +513,12 @@ function summarize(
         callsPerSec: round(median(cps), 0),
         callsPerSecMin: round(Math.min(...cps), 0),
         callsPerSecMax: round(Math.max(...cps), 0),
-        ratioToRaw: round(median(usedRatios.map((r) => r.ratioToRaw ?? NaN)), 3),
+        ratioToRaw: medianRatio(
+          all.map((r) => ({ value: r.ratioToRaw, disturbed: r.ratioDisturbed })),
+        ),
+        ratioToWire: medianRatio(
+          all.map((r) => ({ value: r.ratioToWire, disturbed: r.ratioToWireDisturbed })),
+        ),
         p50Ms: round(median(ok.map((r) => r.p50Ms)), 3),
         p99Ms: round(median(ok.map((r) => r.p99Ms)), 3),
         p999Ms: round(median(ok.map((r) => r.p999Ms)), 3),
@@ -503,8 +540,10 @@ function renderTables(
   reps: number,
 ): string {
   const out: string[] = [];
+  // The ×wire column (ratios to raw-wire) only when raw-wire ran.
+  const wire = impls.includes('raw-wire');
   out.push(
-    `Medians over ${reps} repetition(s), leaving out runs disturbed by other load when clean ones exist; ×raw = median of per-repetition ratios to raw in the same case.\n`,
+    `Medians over ${reps} repetition(s), leaving out runs disturbed by other load when clean ones exist; ×raw = median of per-repetition ratios to raw in the same case${wire ? ', ×wire the same to raw-wire' : ''}.\n`,
   );
   out.push(
     `| implementation | ${cases.map((c) => c.title).join(' | ')} | client peak RSS MB (c=256) |`,
@@ -523,12 +562,12 @@ function renderTables(
       `\n${c.title}: c=${c.conc}, n=${c.n}${c.payload ? `, request ≈ ${c.payload} B` : ''}\n`,
     );
     out.push(
-      '| implementation | calls/s median (min–max) | ×raw | p50 / p99 / p99.9 ms | CPU µs/call client / server / broker | client peak RSS MB | other CPU | disturbed runs | bad calls |',
+      `| implementation | calls/s median (min–max) | ×raw |${wire ? ' ×wire |' : ''} p50 / p99 / p99.9 ms | CPU µs/call client / server / broker | client peak RSS MB | other CPU | disturbed runs | bad calls |`,
     );
-    out.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+    out.push(`|---|---:|---:|${wire ? '---:|' : ''}---:|---:|---:|---:|---:|---:|`);
     for (const row of rows.filter((r) => r.case === c.name)) {
       out.push(
-        `| ${row.impl} | ${fmtInt(row.callsPerSec)} (${fmtInt(row.callsPerSecMin)}–${fmtInt(row.callsPerSecMax)}) | ${Number.isFinite(row.ratioToRaw) ? row.ratioToRaw.toFixed(2) : '–'} | ` +
+        `| ${row.impl} | ${fmtInt(row.callsPerSec)} (${fmtInt(row.callsPerSecMin)}–${fmtInt(row.callsPerSecMax)}) | ${fmtRatio(row.ratioToRaw)} |${wire ? ` ${fmtRatio(row.ratioToWire)} |` : ''} ` +
           `${fmtMs(row.p50Ms)} / ${fmtMs(row.p99Ms)} / ${fmtMs(row.p999Ms)} | ` +
           `${fmtInt(row.clientUsPerCall)} / ${fmtInt(row.serverUsPerCall)} / ${fmtInt(row.brokerUsPerCall)} | ${row.clientMaxRssMb} | ${fmtPct(row.otherCpuShare)} | ${row.disturbedRuns} of ${row.runs} | ${row.bad} of ${row.calls} |`,
       );

@@ -31,6 +31,8 @@ interface ImplModule {
 const MODULES: Record<WorkerParams['impl'], ImplModule> = {
   raw,
   'raw-plain': raw,
+  'raw-acked': raw,
+  'raw-wire': raw,
   'amqplib-tutorial': amqplibTutorial,
   'rabbit-rpc': rabbitRpc,
   'rabbit-rpc-direct': rabbitRpc,

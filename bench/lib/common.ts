@@ -13,11 +13,14 @@ export const IMPLS = [
   'rabbit-rpc-direct',
   'rabbit-rpc-batch',
   'raw-plain',
+  'raw-acked',
+  'raw-wire',
 ] as const;
 export type ImplName = (typeof IMPLS)[number];
 /** What `npm run bench` runs without --impls. */
 export const DEFAULT_IMPLS: readonly ImplName[] = [
   'raw',
+  'raw-wire',
   'amqplib-tutorial',
   'rabbit-rpc',
   'rabbit-rpc-direct',
