@@ -50,6 +50,8 @@ const HELP = `npm run bench -- [flags]
   --n N                measured calls per case (default: per case; warm-up is N/10)
   --prefetch N         server prefetch (default 100)
   --frame-max N        frameMax that rabbit-rpc connects with (default: the library's, 131072)
+  --node-args "A B"    node options for every server and client process, e.g.
+                       --node-args=--max-semi-space-size=2 (default: none)
   --retries N          reruns of a case disturbed by other CPU load (default 1)
   --quiet-wait S       wait up to S seconds for the machine to go quiet before a case (default 5; --quick: 2)
   --rpc-rev REV        measure src/ of a git revision (e.g. HEAD) instead of the working tree
@@ -189,6 +191,8 @@ async function main(): Promise<void> {
   const prefetch = intFlag(flags, 'prefetch', 100);
   const frameMax = flags.has('frame-max') ? intFlag(flags, 'frame-max', 0) : undefined;
   const retries = intFlag(flags, 'retries', 1);
+  // Node's own settings (heap sizes) change memory and CPU alike: the same for every worker.
+  const nodeArgs = (flags.get('node-args') ?? '').split(/\s+/).filter(Boolean);
   const quietWaitS = intFlag(flags, 'quiet-wait', quick ? 2 : 5);
   const url = flags.get('url') ?? DEFAULT_URL;
   const rpc = rpcSource(flags);
@@ -219,7 +223,7 @@ async function main(): Promise<void> {
     `rabbit-rpc benchmark: ${reps} repetition(s) × ${cases.length} case(s) × ${impls.length} implementation(s) = ${total} runs`,
   );
   console.log(
-    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}; rabbit-rpc: ${rpc.label} (bundled)`,
+    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}; rabbit-rpc: ${rpc.label} (bundled)`,
   );
   console.log(
     `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}\n`,
@@ -247,6 +251,7 @@ async function main(): Promise<void> {
             bundle: bundle.path,
             quietWaitS,
             frameMax,
+            nodeArgs,
           });
           if (!record.disturbed || attempt === retries) break;
           console.log(
@@ -286,6 +291,7 @@ async function main(): Promise<void> {
           impls,
           prefetch,
           frameMax,
+          nodeArgs,
           retries,
           quietWaitS,
           rabbitRpc: rpc.label,
@@ -386,6 +392,7 @@ interface CaseArgs {
   bundle: string;
   quietWaitS: number;
   frameMax: number | undefined;
+  nodeArgs: readonly string[];
 }
 
 async function runCase({
@@ -399,6 +406,7 @@ async function runCase({
   bundle,
   quietWaitS,
   frameMax,
+  nodeArgs,
 }: CaseArgs): Promise<RunRecord> {
   const queue = `bench.rpc.${impl}`;
   const params: WorkerParams = {
@@ -437,11 +445,11 @@ async function runCase({
   };
   record.quietWaitS = await waitQuiet(0.15, quietWaitS);
   await deleteQueues(url, [queue, `${queue}.reply`]);
-  const server = new Worker(bundle, params);
+  const server = new Worker(bundle, params, nodeArgs);
   let client: Worker | undefined;
   try {
     await server.expect('ready');
-    client = new Worker(bundle, { ...params, role: 'client' });
+    client = new Worker(bundle, { ...params, role: 'client' }, nodeArgs);
     const marks: Array<{ server: number; broker: number; machine: number }> = [];
     client.onMessage = (message) => {
       if (message.type === 'mark') {

@@ -58,6 +58,8 @@ const EMPTY = new Uint8Array(0);
 /** `application/json; charset=utf-8` → `application/json`; missing → ''. */
 function mediaType(contentType: string | undefined): string {
   if (contentType === undefined) return '';
+  // What rabbit-rpc peers send: no need to split and lower-case it (every message).
+  if (contentType === CONTENT_TYPE_JSON) return contentType;
   const semicolon = contentType.indexOf(';');
   return (semicolon === -1 ? contentType : contentType.slice(0, semicolon)).trim().toLowerCase();
 }

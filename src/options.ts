@@ -481,7 +481,10 @@ export function resolveTimeoutMs(timeoutMs: number | undefined, fallback: number
 export function checkQueueName(name: unknown): asserts name is string {
   if (typeof name !== 'string' || name.length === 0)
     invalid(`queue name must be a non-empty string; got ${JSON.stringify(name)}`);
-  if (Buffer.byteLength(name) > 255) invalid('queue name must be at most 255 bytes');
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: short names need no count (every call).
+  if (name.length > 85 && Buffer.byteLength(name) > 255) {
+    invalid('queue name must be at most 255 bytes');
+  }
 }
 
 function checkUrl(url: unknown): void {
