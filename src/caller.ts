@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import type {
   AmqpChannelLike,
@@ -10,7 +11,8 @@ import type { ControlPlane } from './control.js';
 import { AckBatcher } from './ack-batch.js';
 import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { batchWritesThisTick } from './write-batch.js';
-import { decodeBody, encodeBody, messageOf } from './codec.js';
+import { decodeBody, encodeBody, jsonText, messageOf, type EncodedBody } from './codec.js';
+import { BodyPool, type PooledBody } from './body-pool.js';
 import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
 import type { Link, LinkParticipant } from './link.js';
 import {
@@ -70,6 +72,8 @@ class PendingCall {
   entry: string | undefined;
   /** The batch it was sent in, if it was. */
   batch: SentBatch | undefined;
+  /** Set when `body` lives in a pooled buffer, given back when the call settles. */
+  pooled: PooledBody | undefined;
   constructor(
     readonly id: string,
     readonly queue: string,
@@ -152,6 +156,8 @@ export class Caller implements LinkParticipant {
   readonly #openBatches = new Map<string, OpenBatch>();
   /** Batches sent, by their correlation id: how replies, returns and failures find their calls. */
   readonly #sentBatches = new Map<string, SentBatch>();
+  /** Buffers for large request bodies, reused from call to call. */
+  readonly #bodies = new BodyPool();
 
   constructor(link: Link, options: ResolvedConnectOptions, control: ControlPlane) {
     this.#link = link;
@@ -185,6 +191,7 @@ export class Caller implements LinkParticipant {
     let body: Uint8Array;
     let properties: AmqpProperties;
     let deadline: number;
+    let pooled: PooledBody | undefined;
     // Everything that can fail synchronously fails here, before anything is published.
     try {
       checkQueueName(queue);
@@ -192,7 +199,13 @@ export class Caller implements LinkParticipant {
       if (options.signal?.aborted) throw cancelled(options.signal);
       if (this.#closedWith) throw this.#closedWith;
       if (options.headers) checkHeaders(options.headers);
-      const encoded = encodeBody(payload, 'INVALID_ARGUMENT');
+      let encoded: EncodedBody;
+      if (payload instanceof Uint8Array) encoded = encodeBody(payload, 'INVALID_ARGUMENT');
+      else {
+        const json = jsonText(payload, 'INVALID_ARGUMENT');
+        pooled = this.#bodies.take(json);
+        encoded = { body: pooled?.bytes ?? Buffer.from(json), contentType: CONTENT_TYPE_JSON };
+      }
       body = encoded.body;
       if (body.length > this.#maxPayloadBytes) {
         throw new RpcError(
@@ -231,6 +244,7 @@ export class Caller implements LinkParticipant {
         options.signal,
         multi,
       );
+      call.pooled = pooled;
       // Streams and broadcasts are never retried: items or replies already taken would repeat.
       if (options.idempotent === true && !multi) {
         properties.messageId = id;
@@ -602,6 +616,8 @@ export class Caller implements LinkParticipant {
     }
     this.#pending.delete(id);
     clearTimeout(call.timer);
+    // Nothing publishes the body once the call is over (a late publish checks #pending).
+    if (call.pooled) this.#bodies.give(call.pooled);
     if (call.batch && --call.batch.unsettled === 0) this.#sentBatches.delete(call.batch.id);
     if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
     if (outcome instanceof RpcError) call.reject(this.#failed(outcome));

@@ -15,15 +15,21 @@ export interface EncodedBody {
  */
 export function encodeBody(value: unknown, failCode: RpcErrorCode): EncodedBody {
   if (value instanceof Uint8Array) return { body: value, contentType: CONTENT_TYPE_BINARY };
-  let json: string | undefined;
+  return { body: Buffer.from(jsonText(value, failCode)), contentType: CONTENT_TYPE_JSON };
+}
+
+/**
+ * A payload's JSON text (`undefined` as `null`). Throws an RpcError with `failCode` when
+ * the value cannot be encoded (a BigInt, a cycle).
+ */
+export function jsonText(value: unknown, failCode: RpcErrorCode): string {
   try {
-    json = stringify(value);
+    return stringify(value) ?? 'null';
   } catch (error) {
     throw new RpcError(failCode, `payload is not JSON-serialisable: ${messageOf(error)}`, {
       cause: error,
     });
   }
-  return { body: Buffer.from(json ?? 'null'), contentType: CONTENT_TYPE_JSON };
 }
 
 /**

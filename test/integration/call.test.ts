@@ -65,6 +65,28 @@ describe('call and serve', () => {
     assert.equal(rpc.stats().pending, 0);
   });
 
+  test('large requests in reused buffers arrive intact, call after call', async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('large');
+    await rpc.serve(queue, (request: { i: number; text: string }) => ({
+      i: request.i,
+      ok: request.text === `${request.i}:`.padEnd(40_000, String(request.i % 10)),
+    }));
+    for (let round = 0; round < 3; round++) {
+      const replies = await Promise.all(
+        Array.from({ length: 20 }, (_, k) => {
+          const i = round * 20 + k;
+          const text = `${i}:`.padEnd(40_000, String(i % 10));
+          return rpc.call<{ i: number; ok: boolean }>(queue, { i, text });
+        }),
+      );
+      assert.ok(
+        replies.every((reply, k) => reply.i === round * 20 + k && reply.ok),
+        `round ${round}: every request reached the server as it was sent`,
+      );
+    }
+  });
+
   test('handlers run concurrently up to the prefetch, and no further', async () => {
     const rpc = await connectForTest();
     const queue = uniqueQueue('prefetch');
