@@ -178,6 +178,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
   readonly #handler: Handler;
   #maxPayloadBytes: number;
   readonly #active = new Set<RequestContext>();
+  /** Replies streaming now, by correlation id: where credit goes, without a scan of #active. */
+  readonly #streaming = new Map<string, Set<RequestContext>>();
   #replied = 0;
   #expired = 0;
   #recoveries = 0;
@@ -649,6 +651,32 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
     // No control queue (no permission for it): no credit can come, so send without waiting for it.
     const credit = new StreamCredit(controlQueue === undefined ? Number.POSITIVE_INFINITY : window);
     ctx.credit = credit;
+    const id = ctx.correlationId;
+    if (id !== undefined) {
+      const same = this.#streaming.get(id);
+      if (same) same.add(ctx);
+      else this.#streaming.set(id, new Set([ctx]));
+    }
+    try {
+      return await this.#sendItems(channel, message, ctx, source, credit, controlQueue);
+    } finally {
+      if (id !== undefined) {
+        const same = this.#streaming.get(id);
+        same?.delete(ctx);
+        if (same?.size === 0) this.#streaming.delete(id);
+      }
+    }
+  }
+
+  /** Sends the items as the caller's credit allows; returns the stream's last message. */
+  async #sendItems(
+    channel: AmqpChannelLike,
+    message: AmqpMessageLike,
+    ctx: RequestContext,
+    source: AsyncIterable<unknown>,
+    credit: StreamCredit,
+    controlQueue: string | undefined,
+  ): Promise<{ reply: EncodedBody; headers: Record<string, AmqpField> }> {
     const signal = ctx.signal;
     const iterator = source[Symbol.asyncIterator]();
     const headers: Record<string, AmqpField> = { [STREAM_HEADER]: 'item' };
@@ -708,9 +736,8 @@ export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarge
 
   /** @internal The caller of stream `correlationId` accepts `total` items in all. */
   credit(correlationId: string, total: number): void {
-    for (const ctx of this.#active) {
-      if (ctx.correlationId === correlationId) ctx.credit?.grant(total);
-    }
+    const streams = this.#streaming.get(correlationId);
+    if (streams) for (const ctx of streams) ctx.credit?.grant(total);
   }
 
   /**
