@@ -37,6 +37,7 @@ const MODULES: Record<WorkerParams['impl'], ImplModule> = {
   'rabbit-rpc': rabbitRpc,
   'rabbit-rpc-direct': rabbitRpc,
   'rabbit-rpc-batch': rabbitRpc,
+  'rabbit-rpc-noconfirm': rabbitRpc,
 };
 
 /** Sends a message to the parent and resolves once it is written. */

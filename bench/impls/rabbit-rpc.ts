@@ -22,6 +22,8 @@ export function connectOptions(p: WorkerParams): ConnectOptions {
   const options: ConnectOptions = { url: p.url, replyMode: replyModeOf(p) };
   // The opt-in batch mode: calls made in the same tick share one message each way.
   if (p.impl === 'rabbit-rpc-batch') options.batch = true;
+  // What publisher confirms cost: a refused request then fails at its deadline (D21).
+  if (p.impl === 'rabbit-rpc-noconfirm') options.publisherConfirms = false;
   if (p.frameMax !== undefined) options.frameMax = p.frameMax;
   // To see what a feature costs: more connect options as JSON, for example
   // BENCH_RPC_OPTIONS='{"publisherConfirms":false}' (docs/benchmark.md).

@@ -12,6 +12,7 @@ export const IMPLS = [
   'rabbit-rpc',
   'rabbit-rpc-direct',
   'rabbit-rpc-batch',
+  'rabbit-rpc-noconfirm',
   'raw-plain',
   'raw-acked',
   'raw-wire',
