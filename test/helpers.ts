@@ -1,7 +1,14 @@
+import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after } from 'node:test';
-import { AMQPClient } from '@cloudamqp/amqp-client';
-import { connect, type ConnectOptions, type RpcConnection } from '../src/index.js';
+import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
+import {
+  connect,
+  RpcError,
+  type ConnectOptions,
+  type RpcConnection,
+  type RpcErrorCode,
+} from '../src/index.js';
 
 /** The broker the integration tests use; scripts/test.mjs sets it when it starts one. */
 export const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@localhost:5672';
@@ -54,4 +61,62 @@ export function failOnUnhandled(): void {
     process.off('uncaughtException', record);
     if (escaped.length > 0) throw new AggregateError(escaped, 'unhandled rejection or exception');
   });
+}
+
+/** Asserts that `error` is an RpcError with `code`; returns it typed. */
+export function assertCode(error: unknown, code: RpcErrorCode): RpcError {
+  assert.ok(error instanceof RpcError, `expected an RpcError ${code}, got ${String(error)}`);
+  assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
+  return error;
+}
+
+/** The code of the RpcError `promise` rejects with; fails the test if it resolves. */
+export async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    assert.ok(error instanceof RpcError, String(error));
+    return error.code;
+  }
+  assert.fail('expected a rejection');
+}
+
+/**
+ * Resolves once `check()` is true, polling every `everyMs` (for broker-side facts that
+ * send no event, such as a queue's consumer count); rejects after `timeoutMs`.
+ */
+export async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+  everyMs = 50,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, everyMs));
+  }
+}
+
+/**
+ * A server-named reply queue consumed on `channel`, as a plain AMQP caller would have:
+ * replies sent to `name` are collected in `replies`; `next(n)` waits until there are `n`.
+ */
+export async function collectReplies(channel: AMQPChannel) {
+  const { name } = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
+  const replies: AMQPMessage[] = [];
+  const waiters: Array<() => void> = [];
+  await channel.basicConsume(name, { noAck: true }, (message) => {
+    replies.push(message);
+    for (const wake of waiters.splice(0)) wake();
+  });
+  return {
+    name,
+    replies,
+    next: async (count: number): Promise<AMQPMessage[]> => {
+      while (replies.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
+      return replies;
+    },
+  };
 }

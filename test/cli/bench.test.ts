@@ -5,17 +5,9 @@ import { AMQPClient } from '@cloudamqp/amqp-client';
 import { RpcError } from '../../src/index.js';
 import { FaultProxy } from '../../src/testing/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
+import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 const UNREACHABLE = 'amqp://guest:s3cret@127.0.0.1:1';
-const EXIT = {
-  OK: 0,
-  ERROR: 1,
-  USAGE: 2,
-  UNAVAILABLE: 3,
-  DEADLINE_EXCEEDED: 4,
-  INTERRUPTED: 130,
-} as const;
 
 before(() => requireBuiltCli());
 

@@ -4,9 +4,7 @@ import { Buffer } from 'node:buffer';
 import { after, before, describe, test } from 'node:test';
 import { connect, defineService, method, RpcError, type RpcConnection } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli } from './child.js';
-
-const EXIT = { OK: 0, ERROR: 1, UNAVAILABLE: 3, DEADLINE_EXCEEDED: 4 } as const;
+import { EXIT, requireBuiltCli, runCli } from './child.js';
 
 before(() => requireBuiltCli());
 

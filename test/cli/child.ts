@@ -11,6 +11,19 @@ export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /** Debian's python3, the one with pika (the pyenv python3 on PATH has none). */
 export const PYTHON = '/usr/bin/python3';
 
+/**
+ * The exit codes docs/cli.md promises scripts, written out here rather than imported from
+ * src/cli/output.ts, so that a change to the numbers fails the tests.
+ */
+export const EXIT = {
+  OK: 0,
+  ERROR: 1,
+  USAGE: 2,
+  UNAVAILABLE: 3,
+  DEADLINE_EXCEEDED: 4,
+  INTERRUPTED: 130,
+} as const;
+
 /** Throws a clear message when dist/cli.js is missing, instead of N confusing failures. */
 export function requireBuiltCli(): void {
   if (!existsSync(CLI)) {

@@ -4,10 +4,9 @@ import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { before, describe, test, type TestContext } from 'node:test';
 import { RpcError } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
+import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 const UNREACHABLE = 'amqp://guest:s3cret@127.0.0.1:1';
-const EXIT = { OK: 0, ERROR: 1, USAGE: 2, UNAVAILABLE: 3, DEADLINE_EXCEEDED: 4 } as const;
 
 before(() => requireBuiltCli());
 

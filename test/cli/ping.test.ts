@@ -7,9 +7,7 @@ import { after, before, describe, test, type TestContext } from 'node:test';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { connect, defineService, method, type RpcConnection } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
-
-const EXIT = { OK: 0, ERROR: 1, USAGE: 2, UNAVAILABLE: 3, DEADLINE_EXCEEDED: 4 } as const;
+import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 before(() => requireBuiltCli());
 

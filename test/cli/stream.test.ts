@@ -4,9 +4,7 @@ import assert from 'node:assert/strict';
 import { before, describe, test } from 'node:test';
 import { defineService, method, RpcError } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
-import { requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
-
-const EXIT = { OK: 0, ERROR: 1, UNAVAILABLE: 3, DEADLINE_EXCEEDED: 4, INTERRUPTED: 130 } as const;
+import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 before(() => requireBuiltCli());
 

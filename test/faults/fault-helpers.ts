@@ -1,18 +1,8 @@
 /** Small helpers shared by the fault tests (test/faults/*.test.ts). */
-import assert from 'node:assert/strict';
-import {
-  RpcError,
-  type ConnectionState,
-  type RpcConnection,
-  type RpcErrorCode,
-} from '../../src/index.js';
+import type { ConnectionState, RpcConnection, RpcErrorCode } from '../../src/index.js';
+import { assertCode } from '../helpers.js';
 
-/** Asserts that `error` is an RpcError with `code`; returns it typed. */
-export function assertCode(error: unknown, code: RpcErrorCode): RpcError {
-  assert.ok(error instanceof RpcError, `expected an RpcError ${code}, got ${String(error)}`);
-  assert.equal(error.code, code, `expected ${code}, got ${error.code}: ${error.message}`);
-  return error;
-}
+export { assertCode, eventually } from '../helpers.js';
 
 /** For `assert.rejects`: passes when the rejection is an RpcError with `code`. */
 export function rejectsWith(code: RpcErrorCode): (error: unknown) => true {
@@ -66,24 +56,6 @@ export function recordStates(rpc: RpcConnection): ConnectionState[] {
   const states: ConnectionState[] = [];
   rpc.onStateChange((state) => states.push(state));
   return states;
-}
-
-/**
- * Resolves once `check()` is true, polling every `everyMs` (for broker-side facts that
- * send no event, such as a queue's consumer count); rejects after `timeoutMs`.
- */
-export async function eventually(
-  check: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 20_000,
-  everyMs = 50,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline)
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, everyMs));
-  }
 }
 
 /** Fast reconnects for tests: the default starts at 100 ms and backs off to 10 s. */

@@ -5,10 +5,10 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
+import { AMQPClient, type AMQPChannel } from '@cloudamqp/amqp-client';
 import { connect, type HandlerContext } from '../../src/index.js';
 import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
-import { deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { collectReplies, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
 import { assertCode, eventually, FAST_RECONNECT, rejectsWith, settle } from './fault-helpers.js';
 
 failOnUnhandled();
@@ -47,22 +47,7 @@ async function messagesIn(queue: string): Promise<number> {
 
 /** A raw reply queue: replies sent to it are collected in `replies`. */
 async function rawReplyQueue() {
-  const channel = await raw.channel();
-  const { name } = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
-  const replies: AMQPMessage[] = [];
-  const waiters: Array<() => void> = [];
-  await channel.basicConsume(name, { noAck: true }, (message) => {
-    replies.push(message);
-    for (const wake of waiters.splice(0)) wake();
-  });
-  return {
-    name,
-    replies,
-    async next(count: number): Promise<AMQPMessage[]> {
-      while (replies.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
-      return replies;
-    },
-  };
+  return collectReplies(await raw.channel());
 }
 
 describe('at-least-once: a server dies mid-request (scenarios 1, 2)', () => {

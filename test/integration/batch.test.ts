@@ -6,21 +6,18 @@ import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
 import { AMQPClient, type AMQPMessage } from '@cloudamqp/amqp-client';
 import { connect, RpcError } from '../../src/index.js';
-import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  AMQP_URL,
+  codeOf,
+  connectForTest,
+  deferred,
+  failOnUnhandled,
+  uniqueQueue,
+} from '../helpers.js';
 
 failOnUnhandled();
 
 const BATCH = 'application/vnd.rabbit-rpc.batch+json';
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof RpcError, String(error));
-    return error.code;
-  }
-  assert.fail('expected a rejection');
-}
 
 /** A plain AMQP consumer on `queue` that hands over each message it gets, unacked. */
 async function rawConsumer(queue: string) {

@@ -13,7 +13,16 @@ import {
   type CallInterceptor,
   type HandlerContext,
 } from '../../src/index.js';
-import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  AMQP_URL,
+  assertCode,
+  collectReplies,
+  connectForTest,
+  deferred,
+  eventually,
+  failOnUnhandled,
+  uniqueQueue,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -28,16 +37,10 @@ after(() => raw.close());
 
 /** A raw caller: publishes requests as any AMQP client would and collects the replies. */
 async function rawCaller() {
-  const channel = await raw.channel();
-  const { name } = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
-  const replies: AMQPMessage[] = [];
-  const waiters: Array<() => void> = [];
-  await channel.basicConsume(name, { noAck: true }, (message) => {
-    replies.push(message);
-    for (const wake of waiters.splice(0)) wake();
-  });
+  const { name, replies, next } = await collectReplies(await raw.channel());
   return {
     replies,
+    next,
     publish(queue: string, body: unknown, properties: { messageId?: string; type?: string }) {
       const correlationId = `raw-${String(replies.length)}-${Math.random().toString(16)}`;
       return rawChannel.basicPublish('', queue, JSON.stringify(body), {
@@ -47,31 +50,12 @@ async function rawCaller() {
         contentType: 'application/json',
       });
     },
-    async next(count: number): Promise<AMQPMessage[]> {
-      while (replies.length < count) await new Promise<void>((resolve) => waiters.push(resolve));
-      return replies;
-    },
   };
 }
 
 function bodyOf(message: AMQPMessage | undefined): unknown {
   const text = message?.bodyToString();
   return text === undefined || text === null ? undefined : JSON.parse(text);
-}
-
-function assertCode(error: unknown, code: string): RpcError {
-  assert.ok(error instanceof RpcError, `expected an RpcError ${code}, got ${String(error)}`);
-  assert.equal(error.code, code, error.message);
-  return error;
-}
-
-/** Resolves once `check()` holds, polling (for counters that send no event). */
-async function eventually(check: () => boolean, what: string, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('server-side deduplication by message_id', () => {

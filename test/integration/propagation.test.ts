@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RpcError, type HandlerContext } from '../../src/index.js';
 import { AMQPClient } from '@cloudamqp/amqp-client';
-import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  AMQP_URL,
+  codeOf,
+  connectForTest,
+  deferred,
+  failOnUnhandled,
+  uniqueQueue,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -16,16 +23,6 @@ function whenAborted(signal: AbortSignal): Promise<{ at: number; reason: unknown
     if (signal.aborted) done();
     else signal.addEventListener('abort', done, { once: true });
   });
-}
-
-async function codeOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(error instanceof RpcError, String(error));
-    return error.code;
-  }
-  assert.fail('expected a rejection');
 }
 
 describe('deadline propagation', () => {

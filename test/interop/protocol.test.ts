@@ -9,8 +9,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { before, describe, test } from 'node:test';
-import { RpcError } from '../../src/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { assertCode, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
 import { PYTHON, runToEnd, startPython, type Child } from '../cli/child.js';
 
 failOnUnhandled();
@@ -40,11 +39,6 @@ async function runPython(child: Child): Promise<Line[]> {
   const result = await runToEnd(child, 30_000);
   assert.equal(result.code, 0, `python failed:\n${result.stdout}\n${result.stderr}`);
   return jsonLines(result.stdout);
-}
-
-function assertCode(value: unknown, code: RpcError['code']): void {
-  assert.ok(value instanceof RpcError, `expected an RpcError, got ${String(value)}`);
-  assert.equal(value.code, code);
 }
 
 /** Resolves with the signal's reason once it aborts. */
