@@ -1,9 +1,9 @@
 import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
-import type { AmqpClientLike } from './transport.js';
+import type { AmqpClientLike, AmqpTransportOptions } from './transport.js';
 import { boundBufferPool } from './write-batch.js';
 import { RpcError, type RpcErrorCode } from './errors.js';
 import { messageOf } from './codec.js';
-import { redactUrl, type ResolvedConnectOptions } from './options.js';
+import { redactUrl } from './options.js';
 
 /**
  * AMQP reply codes (connection.close / channel.close) → RpcError codes. Anything not
@@ -61,7 +61,7 @@ export function fromAmqpError(error: unknown, context: string): RpcError {
  * Opens one AMQP connection to one URL, bounded by `connectTimeoutMs`, with Nagle off
  * (without TCP_NODELAY, sequential RPC stalls on delayed ACKs: 45 calls/s).
  */
-export async function openAmqp(url: string, options: ResolvedConnectOptions): Promise<AMQPClient> {
+export async function openAmqp(url: string, options: AmqpTransportOptions): Promise<AMQPClient> {
   const target = new URL(url);
   target.searchParams.set('frameMax', String(options.frameMax));
   target.searchParams.set('heartbeat', String(options.heartbeatSec));

@@ -26,14 +26,6 @@ export interface BatchEntry {
   readonly payload: unknown;
 }
 
-/** Options of {@link ConnectOptions.batch}. */
-export interface BatchOptions {
-  /** Most calls in one message. @default 64 */
-  maxCalls?: number;
-  /** Most request bytes in one message; larger requests are sent on their own. @default 262144 */
-  maxBytes?: number;
-}
-
 /** The JSON text of one request entry; `payload` is the call's JSON body as it is. */
 export function requestEntry(
   id: string,

@@ -18,6 +18,7 @@ import type { Link, LinkParticipant } from './link.js';
 import {
   checkQueueName,
   resolveTimeoutMs,
+  type BatchOptions,
   type CallOptions,
   type ResolvedConnectOptions,
 } from './options.js';
@@ -34,7 +35,6 @@ import {
   batchBody,
   readReplyBatch,
   requestEntry,
-  type BatchOptions,
 } from './batch.js';
 import { CONTENT_TYPE_JSON } from './protocol.js';
 

@@ -13,10 +13,12 @@
 export { connect, RpcConnection } from './connection.js';
 export type { ConnectionState, ConnectionStats } from './connection.js';
 export { RpcServer } from './server.js';
-export type { Handler, HandlerContext, ServerStats } from './server.js';
+export type { ServerStats } from './server.js';
+export type { Handler, HandlerContext } from './handler.js';
 export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
 export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
 export type {
+  BatchOptions,
   BroadcastOptions,
   CallOptions,
   ConnectOptions,
@@ -27,7 +29,6 @@ export type {
   StreamOptions,
 } from './options.js';
 export type { BroadcastReply } from './broadcast.js';
-export type { BatchOptions } from './batch.js';
 export type { RpcStream } from './client-stream.js';
 export type {
   CallInterceptor,
@@ -41,9 +42,11 @@ export type {
   AmqpChannelLike,
   AmqpClientLike,
   AmqpConsumerLike,
+  AmqpField,
   AmqpMessageLike,
   AmqpProperties,
   AmqpTransport,
+  AmqpTransportOptions,
 } from './transport.js';
 export type { CallerStats } from './caller.js';
 export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';

@@ -1,4 +1,4 @@
-import type { HandlerContext } from './server.js';
+import type { HandlerContext } from './handler.js';
 
 /** A call as client interceptors see it, before it is published. */
 export interface CallRequest {

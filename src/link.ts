@@ -1,8 +1,8 @@
-import { connectError, forceClose, isPermanent } from './amqp.js';
+import { connectError, forceClose, isPermanent, openAmqp } from './amqp.js';
 import { RpcError } from './errors.js';
 import { FlowGate } from './flow.js';
 import type { Logger } from './logger.js';
-import type { AmqpClientLike } from './transport.js';
+import type { AmqpClientLike, AmqpTransport } from './transport.js';
 import { redactUrl, type ResolvedConnectOptions } from './options.js';
 import { settledWithin } from './within.js';
 
@@ -189,7 +189,7 @@ export class Link {
     for (const url of this.#options.urls) {
       if (this.#isEnded()) return;
       try {
-        const client = await this.#options.transport(url, this.#options);
+        const client = await transportOf(this.#options)(url, this.#options);
         if (this.#isEnded()) {
           forceClose(client);
           return;
@@ -270,7 +270,7 @@ export async function openLink(options: ResolvedConnectOptions): Promise<Link> {
   let lastError: RpcError | undefined;
   for (const url of options.urls) {
     try {
-      return new Link(await options.transport(url, options), url, options);
+      return new Link(await transportOf(options)(url, options), url, options);
     } catch (error) {
       lastError = connectError(error, url);
       // A refused login will not get better on the next URL.
@@ -278,4 +278,9 @@ export async function openLink(options: ResolvedConnectOptions): Promise<Link> {
     }
   }
   throw lastError ?? new RpcError('UNAVAILABLE', 'no broker URL given');
+}
+
+/** The connection's transport: a real AMQP connection unless `connect()` was given another. */
+function transportOf(options: ResolvedConnectOptions): AmqpTransport {
+  return options.transport ?? openAmqp;
 }

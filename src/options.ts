@@ -1,9 +1,7 @@
 import { Buffer } from 'node:buffer';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { openAmqp } from './amqp.js';
 import { RpcError } from './errors.js';
 import type { AmqpTransport } from './transport.js';
-import type { BatchOptions } from './batch.js';
 import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
 import { safeLogger, type Logger } from './logger.js';
 
@@ -86,6 +84,14 @@ export interface ConnectOptions {
    * `rabbit-rpc/testing`'s in-memory broker supplies one for unit tests.
    */
   transport?: AmqpTransport;
+}
+
+/** Options of {@link ConnectOptions.batch}. */
+export interface BatchOptions {
+  /** Most calls in one message. @default 64 */
+  maxCalls?: number;
+  /** Most request bytes in one message; larger requests are sent on their own. @default 262144 */
+  maxBytes?: number;
 }
 
 /** Backoff of {@link ConnectOptions.reconnect}. */
@@ -313,7 +319,8 @@ export interface ResolvedConnectOptions {
   readonly callInterceptors: readonly CallInterceptor[];
   readonly serveInterceptors: readonly ServeInterceptor[];
   readonly logger: Logger;
-  readonly transport: AmqpTransport;
+  /** Undefined: a real AMQP connection (`openAmqp`), chosen where connections are opened. */
+  readonly transport: AmqpTransport | undefined;
 }
 
 export interface ResolvedServeOptions {
@@ -393,7 +400,7 @@ export function resolveConnectOptions(
     callInterceptors: functions('callInterceptors', options.callInterceptors),
     serveInterceptors: functions('serveInterceptors', options.serveInterceptors),
     logger: safeLogger(options.logger),
-    transport: options.transport ?? openAmqp,
+    transport: options.transport,
   };
 }
 

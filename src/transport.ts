@@ -1,4 +1,4 @@
-import type { ResolvedConnectOptions } from './options.js';
+import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
 
 /**
  * The slice of an AMQP 0-9-1 client that rabbit-rpc uses. @cloudamqp/amqp-client's classes
@@ -79,10 +79,21 @@ export interface AmqpMessageLike {
  * Opens one AMQP connection to `url`. The default opens a real TCP (or TLS) connection;
  * `rabbit-rpc/testing` provides an in-memory one for unit tests.
  */
-export type AmqpTransport = (
-  url: string,
-  options: ResolvedConnectOptions,
-) => Promise<AmqpClientLike>;
+export type AmqpTransport = (url: string, options: AmqpTransportOptions) => Promise<AmqpClientLike>;
+
+/** What a transport is told about the connection to open: `connect()`'s options, resolved. */
+export interface AmqpTransportOptions {
+  /** How long opening the connection may take. */
+  readonly connectTimeoutMs: number;
+  /** AMQP heartbeat interval in seconds; 0 turns heartbeats off. */
+  readonly heartbeatSec: number;
+  /** Largest AMQP frame in bytes. */
+  readonly frameMax: number;
+  /** The connection name shown by the broker, if any. */
+  readonly connectionName: string | undefined;
+  /** Extra options for `amqps://` URLs, passed to `tls.connect`. */
+  readonly tls: TlsConnectionOptions | undefined;
+}
 
 /** A value in an AMQP field table (headers, queue arguments). */
 export type AmqpField = string | boolean | bigint | number | undefined | null | object;

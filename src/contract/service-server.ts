@@ -1,6 +1,6 @@
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import type { ServeOptions } from '../options.js';
-import type { Handler, HandlerContext } from '../server.js';
+import type { Handler, HandlerContext } from '../handler.js';
 import { isSchema } from './define-service.js';
 import type {
   AnyService,

@@ -1,6 +1,6 @@
 import type { RpcError, RpcErrorCode } from '../errors.js';
 import type { CallOptions, StreamOptions } from '../options.js';
-import type { HandlerContext } from '../server.js';
+import type { HandlerContext } from '../handler.js';
 import type { StandardSchemaV1 } from './standard-schema.js';
 
 /** The run-time mark of {@link typeOnly} shapes. */

@@ -7,7 +7,7 @@ import {
   type MeterProvider,
   type UpDownCounter,
 } from '@opentelemetry/api';
-import type { RpcConnection } from '../connection.js';
+import type { RpcConnection } from '../index.js';
 import type { CallInterceptor, ServeInterceptor } from '../interceptors.js';
 import { baseAttributes, errorCode, SCOPE_NAME, type RpcInterceptors } from './shared.js';
 

@@ -42,7 +42,7 @@ export interface MemoryQueueInfo {
  * ```
  */
 export class MemoryBroker implements AsyncDisposable {
-  readonly #core = new BrokerCore();
+  readonly #core = new BrokerCore<MemoryClient>();
   #blocked: string | undefined;
   #refusal: Error | undefined;
   #closed = false;

@@ -7,7 +7,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { AmqpField, AmqpProperties } from '../transport.js';
-import type { MemoryChannel, MemoryClient, MemoryConsumer } from './memory-client.js';
 
 /** RabbitMQ's Direct Reply-to pseudo-queue. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
@@ -28,6 +27,36 @@ const CHECKED_ARGUMENTS = [
   'x-overflow',
   'x-queue-mode',
 ];
+
+/**
+ * What the core needs of the client side (memory-client.ts implements it): declared here so
+ * that the core does not import the client, which imports the core.
+ */
+export interface CoreClient {
+  readonly user: string;
+}
+
+/** A channel as the core sees it. */
+export interface CoreChannel {
+  readonly client: CoreClient;
+  readonly consumers: Set<CoreConsumer>;
+  replyToken: string | undefined;
+  replyConsumer: CoreConsumer | undefined;
+  deliver(consumer: CoreConsumer, queue: MemoryQueue | undefined, message: StoredMessage): void;
+  returnMessage(message: StoredMessage, replyCode: number, replyText: string): void;
+}
+
+/** A consumer as the core sees it. */
+export interface CoreConsumer {
+  readonly channel: CoreChannel;
+  readonly queue: string;
+  readonly noAck: boolean;
+  readonly exclusive: boolean;
+  /** Deliveries to it not yet acked. */
+  unacked: number;
+  hasRoom(): boolean;
+  setClosed(error: Error | undefined): void;
+}
 
 /** A channel-level error: the broker closes the channel with `code` and `text`. */
 export class ChannelFailure extends Error {
@@ -56,7 +85,7 @@ export interface StoredMessage {
 export interface Unacked {
   readonly queue: MemoryQueue;
   readonly message: StoredMessage;
-  readonly consumer: MemoryConsumer;
+  readonly consumer: CoreConsumer;
 }
 
 export interface DeclareParams {
@@ -68,7 +97,7 @@ export interface DeclareParams {
 
 export class MemoryQueue {
   readonly messages: StoredMessage[] = [];
-  readonly consumers: MemoryConsumer[] = [];
+  readonly consumers: CoreConsumer[] = [];
   /** Round-robin position among the consumers. */
   next = 0;
   unexpiresTimer: NodeJS.Timeout | undefined;
@@ -79,7 +108,7 @@ export class MemoryQueue {
     readonly durable: boolean,
     readonly autoDelete: boolean,
     /** The connection of an exclusive queue. */
-    readonly owner: MemoryClient | undefined,
+    readonly owner: CoreClient | undefined,
     readonly args: Readonly<Record<string, AmqpField>>,
   ) {}
 
@@ -94,11 +123,11 @@ export class MemoryQueue {
 }
 
 /** Queues, clients and routing of one {@link MemoryBroker}. */
-export class BrokerCore {
+export class BrokerCore<TClient extends CoreClient = CoreClient> {
   readonly queues = new Map<string, MemoryQueue>();
-  readonly clients = new Set<MemoryClient>();
+  readonly clients = new Set<TClient>();
   /** Direct Reply-to: the token in `amq.rabbitmq.reply-to.<token>` → the channel consuming it. */
-  readonly replyChannels = new Map<string, MemoryChannel>();
+  readonly replyChannels = new Map<string, CoreChannel>();
   /** Declared direct exchanges: name → routing key → names of the queues bound with it. */
   readonly exchanges = new Map<string, Map<string, Set<string>>>();
 
@@ -122,7 +151,7 @@ export class BrokerCore {
     if (!this.exchanges.has(name)) this.exchanges.set(name, new Map());
   }
 
-  bind(client: MemoryClient, queueName: string, exchange: string, routingKey: string): void {
+  bind(client: CoreClient, queueName: string, exchange: string, routingKey: string): void {
     const bindings = this.exchanges.get(exchange);
     if (!bindings) throw noExchange(exchange);
     const queue = this.queues.get(queueName);
@@ -134,7 +163,7 @@ export class BrokerCore {
   }
 
   declare(
-    client: MemoryClient,
+    client: CoreClient,
     requested: string,
     params: DeclareParams,
     args: Record<string, AmqpField>,
@@ -188,12 +217,12 @@ export class BrokerCore {
     };
   }
 
-  #checkOwner(queue: MemoryQueue, client: MemoryClient | undefined): void {
+  #checkOwner(queue: MemoryQueue, client: CoreClient | undefined): void {
     if (queue.owner !== undefined && queue.owner !== client) throw locked(queue.name);
   }
 
   /** Deletes a queue (by a client, or by the broker when `client` is undefined). */
-  deleteQueue(name: string, client?: MemoryClient): number {
+  deleteQueue(name: string, client?: CoreClient): number {
     const queue = this.queues.get(name);
     if (!queue) return 0;
     if (client) this.#checkOwner(queue, client);
@@ -216,7 +245,7 @@ export class BrokerCore {
     }
   }
 
-  consume(consumer: MemoryConsumer): void {
+  consume(consumer: CoreConsumer): void {
     const { channel } = consumer;
     if (consumer.queue === DIRECT_REPLY_TO) {
       if (!consumer.noAck) {
@@ -245,7 +274,7 @@ export class BrokerCore {
   }
 
   /** The consumer is gone (cancelled, or its channel or connection closed). */
-  removeConsumer(consumer: MemoryConsumer): void {
+  removeConsumer(consumer: CoreConsumer): void {
     const { channel } = consumer;
     if (channel.replyConsumer === consumer) {
       channel.replyConsumer = undefined;
@@ -262,7 +291,7 @@ export class BrokerCore {
 
   /** Routes a message through the default exchange; throws a ChannelFailure to close the channel. */
   publish(
-    channel: MemoryChannel | undefined,
+    channel: CoreChannel | undefined,
     exchange: string,
     routingKey: string,
     body: Uint8Array,
@@ -414,7 +443,7 @@ export class BrokerCore {
   }
 
   /** The connection is gone: its exclusive queues go with it. */
-  clientGone(client: MemoryClient): void {
+  clientGone(client: TClient): void {
     this.clients.delete(client);
     for (const queue of [...this.queues.values()]) {
       if (queue.owner === client) this.drop(queue);
@@ -437,7 +466,7 @@ export class BrokerCore {
   }
 }
 
-function nextReady(queue: MemoryQueue): MemoryConsumer | undefined {
+function nextReady(queue: MemoryQueue): CoreConsumer | undefined {
   const count = queue.consumers.length;
   for (let i = 0; i < count; i++) {
     const index = (queue.next + i) % count;
