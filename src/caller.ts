@@ -30,12 +30,7 @@ import {
   STATUS_HEADER,
 } from './protocol.js';
 import { isRetryable, RetryState } from './retry.js';
-import {
-  BATCH_CONTENT_TYPE,
-  batchBody,
-  readReplyBatch,
-  requestEntry,
-} from './batch.js';
+import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from './batch.js';
 import { CONTENT_TYPE_JSON } from './protocol.js';
 
 /**

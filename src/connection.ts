@@ -1,5 +1,5 @@
 import { collectReplies, type BroadcastReply } from './broadcast.js';
-import { Caller, type CallerStats } from './caller.js';
+import { Caller, type CallerStats, type MultiReply } from './caller.js';
 import { ClientStream, type RpcStream } from './client-stream.js';
 import { ControlPlane } from './control.js';
 import { RpcError } from './errors.js';
@@ -40,6 +40,14 @@ import type {
 } from './contract/types.js';
 
 export type { ConnectionState } from './link.js';
+
+/** How a stream or a broadcast takes its replies: carried past the interceptors to the caller. */
+const MULTI: unique symbol = Symbol('rabbit-rpc.multi');
+
+/** A call request with what its kind needs: a spread copy keeps it (symbols spread). */
+interface InternalCallRequest extends CallRequest {
+  readonly [MULTI]?: MultiReply;
+}
 
 /** A snapshot of a connection's counters. */
 export interface ConnectionStats extends CallerStats {
@@ -90,18 +98,11 @@ export class RpcConnection implements AsyncDisposable {
     this.#link = link;
     this.#options = options;
     this.#control = new ControlPlane(link);
-    const caller = new Caller(link, options, this.#control);
-    this.#caller = caller;
+    this.#caller = new Caller(link, options, this.#control);
     if (options.callInterceptors.length > 0) {
-      this.#intercepted = chain(options.callInterceptors, (request: CallRequest) => {
-        const callOptions: CallOptions = {
-          timeoutMs: request.timeoutMs,
-          headers: request.headers,
-          idempotent: request.idempotent,
-        };
-        if (request.signal) callOptions.signal = request.signal;
-        return caller.call(request.queue, request.payload, callOptions, request.method);
-      });
+      this.#intercepted = chain(options.callInterceptors, (request: CallRequest) =>
+        this.#send(request),
+      );
     }
   }
 
@@ -167,7 +168,8 @@ export class RpcConnection implements AsyncDisposable {
    * leaving the loop early cancels the stream on the server. A server that replies once
    * gives a stream of that one item. Errors (the handler's, DEADLINE_EXCEEDED when the whole
    * stream takes longer than `timeoutMs`, CANCELLED) are thrown by the loop, after the items
-   * that came before them. Call interceptors do not apply to streams.
+   * that came before them. The call interceptors see the stream as a call of kind `stream`
+   * when its request is sent; their `next()` settles when the stream ends.
    */
   stream<TItem = unknown>(
     queue: string,
@@ -213,7 +215,23 @@ export class RpcConnection implements AsyncDisposable {
         const signal = inherited.signal
           ? AbortSignal.any([inherited.signal, stopSignal])
           : stopSignal;
-        return this.#caller.call(queue, request, { ...inherited, signal }, method, multi);
+        let timeoutMs: number;
+        try {
+          timeoutMs = resolveTimeoutMs(inherited.timeoutMs, this.#options.defaultTimeoutMs);
+        } catch (error) {
+          return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+        }
+        return this.#dispatch({
+          kind: 'stream',
+          queue,
+          method,
+          payload: request,
+          headers: { ...inherited.headers },
+          timeoutMs,
+          signal,
+          idempotent: false,
+          [MULTI]: multi,
+        });
       },
       this.#control,
       queue,
@@ -227,7 +245,8 @@ export class RpcConnection implements AsyncDisposable {
    * until `max` have come or `timeoutMs` has passed. Resolves with the replies that came,
    * each with the instance that sent it and its outcome; with none when nothing serves
    * `queue`. For status and health checks: a broadcast is not queued for later, and an
-   * instance that is down is simply missing from the result.
+   * instance that is down is simply missing from the result. The call interceptors see it as
+   * a call of kind `broadcast`; their `next()` resolves with the replies.
    *
    * @throws RpcError CANCELLED when `signal` aborts, INVALID_ARGUMENT for bad options.
    */
@@ -239,18 +258,66 @@ export class RpcConnection implements AsyncDisposable {
     const timeoutMs = resolveTimeoutMs(options.timeoutMs, DEFAULT_BROADCAST_TIMEOUT_MS);
     const max = resolveMax(options.max);
     checkQueueName(queue);
+    const { multi } = collectReplies(max);
+    return (await this.#dispatch({
+      kind: 'broadcast',
+      queue,
+      method: undefined,
+      payload: request,
+      headers: { ...options.headers },
+      timeoutMs,
+      signal: options.signal,
+      idempotent: false,
+      [MULTI]: multi,
+    })) as Array<BroadcastReply<TReply>>;
+  }
+
+  /** Runs a stream or a broadcast through the interceptors (if any) to {@link #send}. */
+  #dispatch(request: InternalCallRequest): Promise<unknown> {
+    const intercepted = this.#intercepted;
+    if (!intercepted) return this.#send(request);
+    try {
+      // Whatever an interceptor throws reaches the caller as an RpcError.
+      return intercepted(request).catch((error: unknown) => {
+        throw RpcError.from(error, 'UNKNOWN');
+      });
+    } catch (error) {
+      return Promise.reject(RpcError.from(error, 'UNKNOWN'));
+    }
+  }
+
+  /** The end of the interceptor chain: publishes the call, whatever its kind. */
+  #send(request: CallRequest): Promise<unknown> {
+    const multi = (request as InternalCallRequest)[MULTI];
+    if (request.kind !== 'unary' && multi === undefined) {
+      return Promise.reject(
+        new RpcError(
+          'INTERNAL',
+          `a call interceptor passed on a ${request.kind} request without what came with it: pass the request it got (or a spread copy)`,
+        ),
+      );
+    }
+    const callOptions: CallOptions = {
+      timeoutMs: request.timeoutMs,
+      headers: request.headers,
+      idempotent: request.idempotent,
+    };
+    if (request.signal) callOptions.signal = request.signal;
+    if (request.kind === 'broadcast' && multi) return this.#broadcast(request, callOptions, multi);
+    return this.#caller.call(request.queue, request.payload, callOptions, request.method, multi);
+  }
+
+  async #broadcast(
+    request: CallRequest,
+    callOptions: CallOptions,
+    multi: MultiReply,
+  ): Promise<unknown> {
     // No control exchange: no rabbit-rpc server has ever run on this vhost.
     const exists = await this.#control.exchangeExists().catch((error: unknown) => {
       throw RpcError.from(error, 'UNAVAILABLE');
     });
     if (!exists) return [];
-    const { multi } = collectReplies(max);
-    const callOptions: CallOptions = { timeoutMs };
-    if (options.signal) callOptions.signal = options.signal;
-    if (options.headers) callOptions.headers = options.headers;
-    return (await this.#caller.call(queue, request, callOptions, undefined, multi)) as Array<
-      BroadcastReply<TReply>
-    >;
+    return this.#caller.call(request.queue, request.payload, callOptions, undefined, multi);
   }
 
   /** Runs a call through the interceptors (if any) to the caller. */
@@ -272,6 +339,7 @@ export class RpcConnection implements AsyncDisposable {
     try {
       const timeoutMs = resolveTimeoutMs(options?.timeoutMs, this.#options.defaultTimeoutMs);
       const request: CallRequest = {
+        kind: 'unary',
         queue,
         method,
         payload,

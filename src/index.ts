@@ -32,6 +32,7 @@ export type { BroadcastReply } from './broadcast.js';
 export type { RpcStream } from './client-stream.js';
 export type {
   CallInterceptor,
+  CallKind,
   CallNext,
   CallRequest,
   ServeInterceptor,

@@ -1,7 +1,15 @@
 import type { HandlerContext } from './handler.js';
 
+/**
+ * The kind of a call: `unary` (`call()` and a contract's unary methods), `stream` (`stream()`
+ * and a contract's streaming methods), `broadcast` (`broadcast()`).
+ */
+export type CallKind = 'unary' | 'stream' | 'broadcast';
+
 /** A call as client interceptors see it, before it is published. */
 export interface CallRequest {
+  /** What kind of call it is; it says what `next()` resolves with (see {@link CallNext}). */
+  readonly kind: CallKind;
   /** The queue the request goes to. */
   readonly queue: string;
   /** The method name of a service call; undefined for plain calls. */
@@ -18,12 +26,18 @@ export interface CallRequest {
   readonly idempotent: boolean;
 }
 
-/** Sends a call and resolves with its decoded reply (or rejects with an RpcError). */
+/**
+ * Sends a call; rejects with an RpcError, or resolves: for a `unary` call with the decoded
+ * reply, for a `stream` with `undefined` once the stream has ended (the items go to the
+ * reader, not through the chain), for a `broadcast` with its replies.
+ */
 export type CallNext = (request: CallRequest) => Promise<unknown>;
 
 /**
- * Wraps every call of a connection: auth headers, logging, metrics, tracing. The first
- * interceptor in the list is the outermost: it sees the call first and the outcome last.
+ * Wraps every call of a connection, of every kind (calls, streams, broadcasts): auth headers,
+ * logging, metrics, tracing. The first interceptor in the list is the outermost: it sees the
+ * call first and the outcome last. Pass on the request it got, changed in place or as a
+ * spread copy (`next({ ...request, ... })`).
  *
  * @example
  * ```ts

@@ -35,6 +35,9 @@ export interface TracingOptions {
 }
 
 type OutgoingHeaders = CallRequest['headers'];
+
+/** The exchange broadcasts are published to (a name of the wire protocol). */
+const CONTROL_EXCHANGE = 'rabbit-rpc.control';
 type IncomingHeaders = Readonly<Record<string, unknown>>;
 
 const setter: TextMapSetter<OutgoingHeaders> = {
@@ -101,8 +104,9 @@ function within<T>(span: Span, ctx: Context, run: () => Promise<T>): Promise<T> 
 }
 
 /**
- * Tracing interceptors: a CLIENT span around every call, a SERVER span around every request
- * a server handles, linked through the trace context the call carries in its message headers.
+ * Tracing interceptors: a CLIENT span around every call (a stream from its request to its
+ * end, a broadcast until its replies are in), a SERVER span around every request a server
+ * handles, linked through the trace context the call carries in its message headers.
  * See docs/observability.md for the span names and attributes.
  *
  * @example
@@ -128,9 +132,10 @@ export function tracing(options: TracingOptions = {}): RpcInterceptors {
     const attributes = baseAttributes(request.queue, request.method);
     attributes['messaging.system'] = 'rabbitmq';
     attributes['messaging.operation.type'] = 'send';
-    attributes['messaging.operation.name'] = 'call';
-    // Requests go through the default exchange, the queue name as routing key.
-    attributes['messaging.destination.name'] = '';
+    attributes['messaging.operation.name'] = request.kind === 'unary' ? 'call' : request.kind;
+    // Requests go through the default exchange, the queue name as routing key; broadcasts
+    // through the control exchange (docs/protocol.md, "Control messages").
+    attributes['messaging.destination.name'] = request.kind === 'broadcast' ? CONTROL_EXCHANGE : '';
     attributes['messaging.rabbitmq.destination.routing_key'] = request.queue;
     const parent = context.active();
     const span = tracer.startSpan(

@@ -1,8 +1,12 @@
+/* eslint-disable @typescript-eslint/require-await -- async generators without await are the stream handler shape */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  defineService,
+  method,
   RpcError,
   type CallInterceptor,
+  type CallRequest,
   type Logger,
   type ServeInterceptor,
 } from '../../src/index.js';
@@ -57,6 +61,94 @@ describe('interceptors', () => {
       code: 'UNKNOWN',
       message: 'interceptor bug',
     });
+  });
+
+  test('calls, typed methods, streams and broadcasts all run through the call interceptors, with their kind', async () => {
+    const seen: Array<{ kind: string; method: string | undefined; outcome: unknown }> = [];
+    const auth: CallInterceptor = (next) => async (request) => {
+      request.headers['authorization'] = `Bearer for ${request.kind}`;
+      const outcome = await next(request);
+      seen.push({ kind: request.kind, method: request.method, outcome });
+      return outcome;
+    };
+    const rpc = await connectForTest({ callInterceptors: [auth] });
+    const queue = uniqueQueue('intercept-kinds');
+    await rpc.serve(queue, async function* (_request: unknown, ctx) {
+      yield ctx.headers['authorization'];
+      yield 'second';
+    });
+    const items: unknown[] = [];
+    for await (const item of rpc.stream(queue, null)) items.push(item);
+    assert.deepEqual(items, ['Bearer for stream', 'second']);
+    assert.deepEqual(seen, [{ kind: 'stream', method: undefined, outcome: undefined }]);
+
+    const plain = uniqueQueue('intercept-kinds-plain');
+    await rpc.serve(plain, (_request, ctx) => ctx.headers['authorization']);
+    seen.length = 0;
+    assert.equal(await rpc.call(plain, null), 'Bearer for unary');
+    const replies = await rpc.broadcast(plain, null, { max: 1, timeoutMs: 5_000 });
+    assert.equal(replies.length, 1);
+    const [status] = replies;
+    assert.equal(status?.ok && status.reply, 'Bearer for broadcast');
+    assert.deepEqual(seen, [
+      { kind: 'unary', method: undefined, outcome: 'Bearer for unary' },
+      { kind: 'broadcast', method: undefined, outcome: replies },
+    ]);
+
+    const shop = defineService(uniqueQueue('intercept-kinds-shop'), {
+      price: method<string, string>(),
+      prices: method.stream<string, string>(),
+    });
+    await rpc.serve(shop, {
+      price: (_input, ctx) => String(ctx.headers['authorization']),
+      prices: async function* (_input, ctx) {
+        yield String(ctx.headers['authorization']);
+      },
+    });
+    const client = rpc.client(shop);
+    seen.length = 0;
+    assert.equal(await client.price('x'), 'Bearer for unary');
+    const typedItems: string[] = [];
+    for await (const item of client.prices('x')) typedItems.push(item);
+    assert.deepEqual(typedItems, ['Bearer for stream']);
+    assert.deepEqual(
+      seen.map(({ kind, method: name }) => `${kind} ${String(name)}`),
+      ['unary price', 'stream prices'],
+    );
+  });
+
+  test('an interceptor that passes on a new request without the stream it came with fails the stream with INTERNAL', async () => {
+    const rebuild: CallInterceptor = (next) => (request) => {
+      const copy: CallRequest = {
+        kind: request.kind,
+        queue: request.queue,
+        method: request.method,
+        payload: request.payload,
+        headers: request.headers,
+        timeoutMs: request.timeoutMs,
+        signal: request.signal,
+        idempotent: request.idempotent,
+      };
+      return next(copy);
+    };
+    const spread: CallInterceptor = (next) => (request) =>
+      next({ ...request, headers: { ...request.headers, 'x-spread': 'yes' } });
+    const queue = uniqueQueue('intercept-rebuild');
+    const plain = uniqueQueue('intercept-rebuild-plain');
+    const server = await connectForTest();
+    await server.serve(queue, async function* (_request: unknown, ctx) {
+      yield ctx.headers['x-spread'] ?? 'none';
+    });
+    await server.serve(plain, () => 'plain');
+    const rebuilt = await connectForTest({ callInterceptors: [rebuild] });
+    // A unary call needs nothing more than the request says.
+    assert.equal(await rebuilt.call(plain, null), 'plain');
+    const failing = rebuilt.stream(queue, null)[Symbol.asyncIterator]();
+    await assert.rejects(failing.next(), { code: 'INTERNAL' });
+    const copied = await connectForTest({ callInterceptors: [spread] });
+    const items: unknown[] = [];
+    for await (const item of copied.stream(queue, null)) items.push(item);
+    assert.deepEqual(items, ['yes']);
   });
 
   test("serve interceptors: the connection's outside the server's; they can refuse a request", async () => {

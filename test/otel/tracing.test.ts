@@ -24,7 +24,7 @@ import {
   type RpcConnection,
 } from '../../src/index.js';
 import { tracing } from '../../src/otel/index.js';
-import { connectForTest, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
 
 failOnUnhandled();
 
@@ -220,6 +220,78 @@ describe('tracing', () => {
     assert.equal(client.attributes['rpc.method'], spanName);
     assert.equal(server.attributes['rpc.method'], spanName);
     assert.equal(client.attributes['messaging.rabbitmq.destination.routing_key'], service.queue);
+  });
+
+  test('a stream has a client span from its request to its end, parent of the server span', async () => {
+    const rpc = await tracedConnection();
+    const queue = uniqueQueue('otel-trace-stream');
+    const release = deferred();
+    await rpc.serve(queue, async function* (_request: unknown, ctx) {
+      yield ctx.headers['traceparent'];
+      await release.promise;
+      yield 'last';
+    });
+    const items: unknown[] = [];
+    for await (const item of rpc.stream(queue, null)) {
+      items.push(item);
+      if (items.length === 1) {
+        // In the middle of the stream: the client span is still open.
+        assert.equal((await spansNamed(queue)).client.length, 0, 'the client span is open');
+        release.resolve();
+      }
+    }
+    const { client, server } = await spanPair(queue);
+    const clientContext = client.spanContext();
+    assert.deepEqual(items, [`00-${clientContext.traceId}-${clientContext.spanId}-01`, 'last']);
+    assert.equal(server.parentSpanContext?.spanId, clientContext.spanId);
+    assert.equal(client.attributes['messaging.operation.name'], 'stream');
+    assert.equal(client.attributes['messaging.destination.name'], '');
+    assert.equal(client.attributes['rpc.response.status_code'], 'OK');
+  });
+
+  test('a stream that fails ends its client span with the code', async () => {
+    const rpc = await tracedConnection();
+    const queue = uniqueQueue('otel-trace-stream-error');
+    // eslint-disable-next-line @typescript-eslint/require-await -- the handler shape of a stream
+    await rpc.serve(queue, async function* () {
+      yield 1;
+      throw new RpcError('OUT_OF_RANGE', 'no more');
+    });
+    const items: unknown[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const item of rpc.stream(queue, null)) items.push(item);
+      })(),
+      { code: 'OUT_OF_RANGE' },
+    );
+    assert.deepEqual(items, [1]);
+    const { client } = await spansNamed(queue);
+    const [span] = client;
+    assert.ok(span && client.length === 1, 'one client span');
+    assert.equal(span.status.code, SpanStatusCode.ERROR);
+    assert.equal(span.attributes['error.type'], 'OUT_OF_RANGE');
+  });
+
+  test("a broadcast has a client span, parent of every instance's server span", async () => {
+    const rpc = await tracedConnection();
+    const other = await tracedConnection();
+    const queue = uniqueQueue('otel-trace-broadcast');
+    await rpc.serve(queue, () => 'one');
+    await other.serve(queue, () => 'two');
+    const replies = await rpc.broadcast(queue, null, { max: 2, timeoutMs: 10_000 });
+    assert.deepEqual(replies.map((reply) => reply.ok && reply.reply).sort(), ['one', 'two']);
+    const { client, server } = await spansNamed(queue);
+    assert.equal(client.length, 1, 'one client span');
+    assert.equal(server.length, 2, 'one server span per instance');
+    const [clientSpan] = client;
+    assert.ok(clientSpan);
+    for (const span of server) {
+      assert.equal(span.parentSpanContext?.spanId, clientSpan.spanContext().spanId);
+      assert.equal(span.spanContext().traceId, clientSpan.spanContext().traceId);
+    }
+    assert.equal(clientSpan.attributes['messaging.operation.name'], 'broadcast');
+    assert.equal(clientSpan.attributes['messaging.destination.name'], 'rabbit-rpc.control');
+    assert.equal(clientSpan.attributes['messaging.rabbitmq.destination.routing_key'], queue);
   });
 
   test('a given tracer provider and propagator are used instead of the global ones', async () => {
