@@ -4,7 +4,8 @@ export default defineConfig([
   {
     entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', otel: 'src/otel/index.ts' },
     format: ['esm', 'cjs'],
-    dts: true,
+    // Declarations marked @internal stay out of the published types (npm run check:package).
+    dts: { compilerOptions: { stripInternal: true } },
     sourcemap: true,
     clean: true,
     target: 'node20',

@@ -1,17 +1,19 @@
 // `npm run check:package`: builds dist/, then checks the package as npm would publish it.
 //
 //   1. tsup                 the build (ESM + CJS + types, and the CLI)
-//   2. publint --strict     package.json fields, `exports`, files present in the tarball
-//   3. npm pack, then attw  are-the-types-wrong on the tarball: every entry point must resolve,
+//   2. closed surface       no `@internal` in the published types (.d.ts, .d.cts), no class in them
+//                           that an entry point does not export, no internal type named in them
+//   3. publint --strict     package.json fields, `exports`, files present in the tarball
+//   4. npm pack, then attw  are-the-types-wrong on the tarball: every entry point must resolve,
 //                           with the right module kind, for node10, node16 (CJS and ESM) and
 //                           bundler
-//   4. smoke test           the tarball, unpacked under .tmp/, loaded by `require` and by
+//   5. smoke test           the tarball, unpacked under .tmp/, loaded by `require` and by
 //                           `import`: each entry point has the same exports both ways, the main
 //                           entry loads no package but @cloudamqp/amqp-client, the CLI starts.
 //
 // The tarball is packed with --ignore-scripts, so `prepare` does not build a second time.
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -40,10 +42,68 @@ function fail(message) {
   process.exit(1);
 }
 
+/**
+ * Types that are implementation, not API: none may appear in the published declarations
+ * (a public signature that names one makes it public in practice).
+ */
+const INTERNAL_TYPES = [
+  'Caller',
+  'ClientStream',
+  'ControlPlane',
+  'ControlTarget',
+  'FlowGate',
+  'Link',
+  'LinkParticipant',
+  'MultiReply',
+  'ResolvedConnectOptions',
+  'ResolvedServeOptions',
+];
+
+/** The published types: nothing @internal, no class or internal type an entry does not export. */
+function checkClosedSurface() {
+  console.log('check:package: closed surface (the published .d.ts and .d.cts)');
+  const dist = path.join(root, 'dist');
+  const files = readdirSync(dist).filter((file) => /\.d\.c?ts$/.test(file));
+  const text = new Map(files.map((file) => [file, readFileSync(path.join(dist, file), 'utf8')]));
+  // What the entry points export, under their public names (`export { a as RpcServer }`).
+  const publicNames = new Set();
+  for (const file of files.filter((name) => /^(index|otel|testing)\.d\.c?ts$/.test(name))) {
+    for (const list of text.get(file).matchAll(/^export (?:type )?\{([^}]*)\}/gm)) {
+      for (const item of list[1].split(',')) {
+        const name = item
+          .trim()
+          .split(/\s+as\s+/)
+          .pop()
+          .replace(/^type\s+/, '');
+        if (name) publicNames.add(name);
+      }
+    }
+  }
+  const problems = [];
+  for (const [file, source] of text) {
+    if (source.includes('@internal')) problems.push(`${file} contains @internal`);
+    for (const [, name] of source.matchAll(/^declare (?:abstract )?class ([\w$]+)/gm)) {
+      const base = name.replace(/\$\d+$/, '');
+      if (!publicNames.has(base))
+        problems.push(`${file} declares class ${base}, which no entry exports`);
+    }
+    for (const name of INTERNAL_TYPES) {
+      if (
+        new RegExp(`^(?:declare (?:abstract )?class|interface|type) ${name}\\b`, 'm').test(source)
+      ) {
+        problems.push(`${file} declares the internal type ${name}`);
+      }
+    }
+  }
+  if (publicNames.size === 0) problems.push('found no exports in the entry declarations');
+  if (problems.length > 0) fail(`the published types are not closed:\n  ${problems.join('\n  ')}`);
+}
+
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
 const subpaths = Object.keys(pkg.exports).filter((key) => key !== './package.json');
 
 step('build (tsup)', bin('tsup'), [], { stdio: ['ignore', 'pipe', 'pipe'] });
+checkClosedSurface();
 process.stdout.write(step('publint --strict', bin('publint'), ['--strict']));
 
 const packed = JSON.parse(

@@ -10,9 +10,9 @@ import { AckBatcher } from './ack-batch.js';
 import { brokerSizeLimit, fromAmqpError } from './amqp.js';
 import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
-import type { Link, LinkParticipant } from './link.js';
+import type { Link } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
-import type { ControlPlane, ControlTarget } from './control.js';
+import type { ControlPlane } from './control.js';
 import {
   CONTROL_QUEUE_HEADER,
   DEADLINE_HEADER,
@@ -128,7 +128,9 @@ class RequestContext implements HandlerContext {
  * After a reconnect, or when the broker cancels its consumer or closes its channel, it
  * opens a new channel, declares the queue again and goes on consuming.
  */
-export class RpcServer implements AsyncDisposable, LinkParticipant, ControlTarget {
+// Not `implements LinkParticipant, ControlTarget`: those are internal, and the published
+// types would name them. The link and the control plane take it structurally.
+export class RpcServer implements AsyncDisposable {
   readonly queue: string;
   readonly #link: Link;
   readonly #options: ResolvedServeOptions;
