@@ -67,7 +67,14 @@ function checkClosedSurface() {
   const text = new Map(files.map((file) => [file, readFileSync(path.join(dist, file), 'utf8')]));
   // What the entry points export, under their public names (`export { a as RpcServer }`).
   const publicNames = new Set();
-  for (const file of files.filter((name) => /^(index|otel|testing)\.d\.c?ts$/.test(name))) {
+  // The entry points' declaration files, from package.json `exports` (and their .d.cts twins).
+  const entries = new Set(
+    Object.values(pkg.exports)
+      .flatMap((target) => [target?.import?.types, target?.require?.types])
+      .filter((types) => typeof types === 'string')
+      .map((types) => path.basename(types)),
+  );
+  for (const file of files.filter((name) => entries.has(name))) {
     for (const list of text.get(file).matchAll(/^export (?:type )?\{([^}]*)\}/gm)) {
       for (const item of list[1].split(',')) {
         const name = item
