@@ -1,4 +1,17 @@
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync } from 'node:fs';
 import { defineConfig } from 'tsup';
+
+// @cloudamqp/amqp-client is bundled into dist/ with our patches applied (patches/README.md):
+// users who install rabbit-rpc from npm run the fixed code, not the registry's 4.1.1.
+execFileSync(process.execPath, ['scripts/patch-deps.mjs'], { stdio: 'inherit' });
+const bundled = [/^@cloudamqp\/amqp-client(\/|$)/];
+
+/** The bundled client's licence travels with it. */
+function copyLicence(): void {
+  mkdirSync('dist', { recursive: true });
+  copyFileSync('node_modules/@cloudamqp/amqp-client/LICENSE', 'dist/LICENSE.amqp-client');
+}
 
 export default defineConfig([
   {
@@ -9,12 +22,18 @@ export default defineConfig([
     sourcemap: true,
     clean: true,
     target: 'node20',
+    noExternal: bundled,
+    onSuccess: () => {
+      copyLicence();
+      return Promise.resolve();
+    },
   },
   {
     entry: { cli: 'src/cli/main.ts' },
     format: ['esm'],
     sourcemap: true,
     target: 'node20',
+    noExternal: bundled,
     banner: { js: '#!/usr/bin/env node' },
   },
 ]);

@@ -9,7 +9,9 @@
 //                           bundler
 //   5. smoke test           the tarball, unpacked under .tmp/, loaded by `require` and by
 //                           `import`: each entry point has the same exports both ways, the main
-//                           entry loads no package but @cloudamqp/amqp-client, the CLI starts.
+//                           entry loads no other package, the CLI starts.
+//   6. patched client       the bundled @cloudamqp/amqp-client carries patches/ (its bounded
+//                           table decoder), in the CommonJS and the ESM build.
 //
 // The tarball is packed with --ignore-scripts, so `prepare` does not build a second time.
 import { spawnSync } from 'node:child_process';
@@ -188,6 +190,19 @@ process.stdout.write(
     env: { ...process.env, CHECK_PACKAGE: JSON.stringify(config) },
   }),
 );
+// The AMQP client is bundled with patches/ applied (tsup.config.ts): the published code must
+// carry the fix, not only node_modules of this checkout.
+const PATCH_MARK = 'Field table nested deeper than';
+const distFiles = readdirSync(path.join(installed, 'dist')).filter((f) => /\.(c?js)$/.test(f));
+for (const kind of ['.cjs', '.js']) {
+  const patched = distFiles.some(
+    (f) =>
+      f.endsWith(kind) &&
+      readFileSync(path.join(installed, 'dist', f), 'utf8').includes(PATCH_MARK),
+  );
+  if (!patched) fail(`the ${kind} build does not carry the patched AMQP client (patches/)`);
+}
+console.log('check:package: the bundled AMQP client is patched (CJS and ESM)');
 const cli = path.join(installed, pkg.bin[pkg.name]);
 const version = step('CLI --version', process.execPath, [cli, '--version']).trim();
 if (version !== pkg.version) fail(`the packed CLI says version ${version}, not ${pkg.version}`);

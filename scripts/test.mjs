@@ -30,12 +30,13 @@ const SUITES = [
   'testing',
   'otel',
   'memory',
+  'fuzz',
   'slow',
 ];
 /** Run only when asked for by name (`--only slow`): broker restarts, users and permissions. */
 const OPT_IN_SUITES = new Set(['slow']);
 /** Suites that use the shared broker through AMQP_URL. */
-const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel']);
+const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel', 'fuzz']);
 /** Suites that start private brokers themselves (they need rabbitmq-server installed). */
 const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing', 'otel', 'slow']);
 const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -175,6 +176,10 @@ async function main() {
   const suitesInUse = new Set(
     files.map((file) => path.relative(root, path.resolve(root, file)).split(path.sep)[1]),
   );
+
+  // The tests load @cloudamqp/amqp-client from node_modules: with patches/ applied, as the
+  // build bundles it (a no-op when it is already patched).
+  if ((await run(process.execPath, ['scripts/patch-deps.mjs'])) !== 0) process.exit(1);
 
   if (build) {
     console.log('== build: npx tsup (the CLI tests run dist/cli.js)');

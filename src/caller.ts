@@ -104,7 +104,10 @@ export interface CallerStats {
   errors: Partial<Record<RpcErrorCode, number>>;
   /** Calls waiting for a reply right now. */
   pending: number;
-  /** Replies that matched no pending call (late after a timeout, duplicated, or foreign). */
+  /**
+   * Replies that matched no pending call (late after a timeout, duplicated, or foreign),
+   * including replies whose AMQP properties could not be decoded (dropped unread).
+   */
   unmatchedReplies: number;
   /** Times an idempotent call was published again after an UNAVAILABLE failure. */
   retries: number;
@@ -515,6 +518,12 @@ export class Caller implements LinkParticipant {
     // connection is not lost with it: acked after use. Elsewhere no-ack (Direct Reply-to
     // requires it, and an exclusive queue dies with the connection anyway).
     const acks = this.#options.replyMode === 'expiring-queue' ? new AckBatcher(channel) : undefined;
+    // A reply whose properties do not decode names no call: dropped (rejected by the AMQP
+    // client when acked), counted as unmatched.
+    channel.onUndecodable = (message) => {
+      this.#unmatchedReplies++;
+      this.#options.logger.debug({ err: message.decodeError }, 'dropped an undecodable reply');
+    };
     const consumer = await channel.basicConsume(
       replyTo,
       { noAck: acks === undefined, exclusive: true },

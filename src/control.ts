@@ -243,6 +243,12 @@ export class ControlPlane implements LinkParticipant {
       autoDelete: true,
       durable: false,
     });
+    channel.onUndecodable = (message) => {
+      this.#link.logger.debug(
+        { err: message.decodeError },
+        'dropped an undecodable control message',
+      );
+    };
     const consumer = await channel.basicConsume(
       name,
       { noAck: true, exclusive: true },
@@ -283,8 +289,8 @@ export class ControlPlane implements LinkParticipant {
           const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
           target.cancel(correlationId, typeof replyTo === 'string' ? replyTo : undefined);
         } else if (kind === 'credit') {
-          const total = Number(headers?.[CREDIT_HEADER]);
-          if (Number.isSafeInteger(total)) target.credit(correlationId, total);
+          const total = readCredit(headers?.[CREDIT_HEADER]);
+          if (total !== undefined) target.credit(correlationId, total);
         }
       }
     }
@@ -327,6 +333,15 @@ export class ControlPlane implements LinkParticipant {
     this.#link.leave(this);
     this.#forget();
   }
+}
+
+/**
+ * A credit header's total, if it is an integer. Never `Number(value)` on what a peer sent:
+ * a table whose `valueOf` and `toString` are not functions makes that throw.
+ */
+function readCredit(value: unknown): number | undefined {
+  const total = typeof value === 'bigint' ? Number(value) : value;
+  return typeof total === 'number' && Number.isSafeInteger(total) ? total : undefined;
 }
 
 const EMPTY = new Uint8Array(0);

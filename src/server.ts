@@ -56,6 +56,12 @@ export interface ServerStats {
   cancelled: number;
   /** Duplicate requests (same `message_id`) answered with the first one's reply, unrun. */
   deduplicated: number;
+  /**
+   * Requests whose AMQP properties could not be decoded (a header table nested too deep, a
+   * malformed field): rejected without requeue, so dead-lettered where the queue has a
+   * dead-letter exchange, never run and never answered (their `reply_to` is unreadable).
+   */
+  undecodable: number;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -146,6 +152,7 @@ export class RpcServer implements AsyncDisposable {
   /** Cancels that came before their request: it is dropped when it arrives. Bounded. */
   readonly #cancelledEarly = new Set<string>();
   #deduplicated = 0;
+  #undecodable = 0;
   /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
   readonly #dedupe: DedupeCache<Replied> | undefined;
   #channel: AmqpChannelLike | undefined;
@@ -182,6 +189,7 @@ export class RpcServer implements AsyncDisposable {
       recoveries: this.#recoveries,
       cancelled: this.#cancelled,
       deduplicated: this.#deduplicated,
+      undecodable: this.#undecodable,
     };
   }
 
@@ -224,6 +232,14 @@ export class RpcServer implements AsyncDisposable {
         );
       }
       await channel.basicQos(this.#options.prefetch);
+      // The AMQP client has rejected such a request already (without requeue): count it.
+      channel.onUndecodable = (message) => {
+        this.#undecodable++;
+        this.#link.logger.warn(
+          { queue: this.queue, err: message.decodeError },
+          'rejected a request whose AMQP properties do not decode',
+        );
+      };
       const acks = new AckBatcher(channel);
       this.#channel = channel;
       this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {

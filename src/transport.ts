@@ -24,6 +24,13 @@ export interface AmqpChannelLike {
   readonly connection: unknown;
   /** Called with each message the broker returns (mandatory publish, no route). */
   onReturn(message: AmqpMessageLike): void;
+  /**
+   * Called, instead of the consumer's callback, with each delivery whose properties do not
+   * decode (a header table nested too deep, a length past its frame). The AMQP client has
+   * already rejected it without requeue (dead-lettered where configured) unless the
+   * consumer does not ack. From the patched @cloudamqp/amqp-client (patches/README.md).
+   */
+  onUndecodable?(message: AmqpMessageLike): void;
   queueDeclare(
     name: string,
     params: { durable?: boolean; autoDelete?: boolean; exclusive?: boolean; passive?: boolean },
@@ -73,6 +80,8 @@ export interface AmqpMessageLike {
   readonly routingKey: string;
   readonly replyCode?: number | undefined;
   readonly replyText?: string | undefined;
+  /** Why the properties did not decode (they are then empty); see `onUndecodable`. */
+  readonly decodeError?: Error | undefined;
 }
 
 /**
