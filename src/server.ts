@@ -34,6 +34,7 @@ import {
 import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
+import { setTimeoutAt, type LongTimeout } from './timers.js';
 import { DedupeCache, dedupeKey } from './dedupe-cache.js';
 import type { Handler, HandlerContext } from './handler.js';
 
@@ -67,7 +68,7 @@ export interface ServerStats {
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
 class RequestContext implements HandlerContext {
   #controller: AbortController | undefined;
-  #timer: NodeJS.Timeout | undefined;
+  #timer: LongTimeout | undefined;
   #done = false;
   /** Set while the reply streams: the caller's credit. */
   credit: StreamCredit | undefined;
@@ -81,13 +82,10 @@ class RequestContext implements HandlerContext {
     if (!this.#controller) {
       this.#controller = new AbortController();
       if (this.deadline !== undefined && !this.#done) {
-        const deadline = this.deadline;
-        this.#timer = setTimeout(
-          () => {
-            this.abort(new RpcError('DEADLINE_EXCEEDED', "the caller's deadline has passed"));
-          },
-          Math.max(0, deadline - Date.now()),
-        );
+        // The caller chose the deadline: it may be further ahead than one Node timer waits.
+        this.#timer = setTimeoutAt(() => {
+          this.abort(new RpcError('DEADLINE_EXCEEDED', "the caller's deadline has passed"));
+        }, this.deadline);
       }
     }
     return this.#controller.signal;
@@ -118,13 +116,13 @@ class RequestContext implements HandlerContext {
 
   abort(reason: RpcError): void {
     if (this.#done) return;
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
     (this.#controller ??= new AbortController()).abort(reason);
   }
 
   finish(): void {
     this.#done = true;
-    clearTimeout(this.#timer);
+    this.#timer?.clear();
   }
 }
 

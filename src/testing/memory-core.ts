@@ -6,6 +6,7 @@
  * @internal
  */
 import { randomBytes } from 'node:crypto';
+import { setLongTimeout, setTimeoutAt, type LongTimeout } from '../timers.js';
 import type { AmqpField, AmqpProperties } from '../transport.js';
 
 /** RabbitMQ's Direct Reply-to pseudo-queue. */
@@ -100,8 +101,8 @@ export class MemoryQueue {
   readonly consumers: CoreConsumer[] = [];
   /** Round-robin position among the consumers. */
   next = 0;
-  unexpiresTimer: NodeJS.Timeout | undefined;
-  headTimer: NodeJS.Timeout | undefined;
+  unexpiresTimer: LongTimeout | undefined;
+  headTimer: LongTimeout | undefined;
 
   constructor(
     readonly name: string,
@@ -237,8 +238,8 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
     for (const bindings of this.exchanges.values()) {
       for (const queues of bindings.values()) queues.delete(queue.name);
     }
-    clearTimeout(queue.unexpiresTimer);
-    clearTimeout(queue.headTimer);
+    queue.unexpiresTimer?.clear();
+    queue.headTimer?.clear();
     for (const consumer of queue.consumers.splice(0)) {
       consumer.channel.consumers.delete(consumer);
       consumer.setClosed(new Error('Consumer cancelled by the server'));
@@ -405,15 +406,14 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
   }
 
   #watchHead(queue: MemoryQueue): void {
-    clearTimeout(queue.headTimer);
+    queue.headTimer?.clear();
     queue.headTimer = undefined;
     const expiresAt = queue.messages[0]?.expiresAt;
     if (expiresAt === undefined || this.queues.get(queue.name) !== queue) return;
-    queue.headTimer = setTimeout(
-      () => this.purgeExpired(queue),
-      Math.max(0, expiresAt - Date.now() + 1),
-    );
-    queue.headTimer.unref();
+    // `expiration` is the publisher's: it may be further ahead than one Node timer waits.
+    queue.headTimer = setTimeoutAt(() => this.purgeExpired(queue), expiresAt + 1, {
+      unref: true,
+    });
   }
 
   /** To the queue's dead-letter exchange (only the default one is known here), else dropped. */
@@ -452,12 +452,11 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
 
   /** Restarts the x-expires countdown of an unused queue. */
   #touch(queue: MemoryQueue): void {
-    clearTimeout(queue.unexpiresTimer);
+    queue.unexpiresTimer?.clear();
     queue.unexpiresTimer = undefined;
     const expires = queue.numberArg('x-expires');
     if (expires === undefined || queue.consumers.length > 0) return;
-    queue.unexpiresTimer = setTimeout(() => this.drop(queue), expires);
-    queue.unexpiresTimer.unref();
+    queue.unexpiresTimer = setLongTimeout(() => this.drop(queue), expires, { unref: true });
   }
 
   /** Stops every timer and forgets every queue. */
