@@ -393,8 +393,15 @@ export class Caller implements LinkParticipant {
   /** A reply to a batch: the outcomes of several of its calls, or an error for all. */
   #onBatchReply(message: AmqpMessageLike, batch: SentBatch): void {
     if (message.properties.contentType !== BATCH_CONTENT_TYPE) {
-      // A server that could not read the batch (an older one: INVALID_ARGUMENT).
-      this.#failBatch(batch, RpcError.from(decodeReplyOutcome(message), 'INTERNAL'));
+      // A server that could not read the batch (an older one: INVALID_ARGUMENT). Anything
+      // else is not an answer: never a value to turn into text (it could be any JSON).
+      const outcome = decodeReplyOutcome(message);
+      this.#failBatch(
+        batch,
+        outcome instanceof RpcError
+          ? outcome
+          : new RpcError('INTERNAL', 'a reply to a batch of calls is not a batch reply'),
+      );
       return;
     }
     let outcomes: Array<[string, unknown]>;

@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { RpcError, type RpcErrorCode } from './errors.js';
+import { RpcError, textOf, type RpcErrorCode } from './errors.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './protocol.js';
 
 /** A message body ready to publish, with the content type that describes it. */
@@ -71,7 +71,7 @@ function mediaType(contentType: string | undefined): string {
 }
 
 export function messageOf(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+  return textOf(error);
 }
 
 /** JSON.stringify, typed honestly: undefined and functions give undefined. */

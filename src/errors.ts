@@ -85,7 +85,20 @@ export class RpcError extends Error {
    */
   static from(reason: unknown, code: RpcErrorCode = 'UNKNOWN'): RpcError {
     if (reason instanceof RpcError) return reason;
-    const message = reason instanceof Error ? reason.message : String(reason);
-    return new RpcError(code, message, { cause: reason });
+    return new RpcError(code, textOf(reason), { cause: reason });
+  }
+}
+
+/**
+ * The text of anything thrown or received, without ever throwing itself: `String()` throws
+ * on an object whose `toString` and `valueOf` are not functions (a peer's JSON can be
+ * `{"toString": 1}`) and overflows the stack on a deeply nested array.
+ */
+export function textOf(reason: unknown): string {
+  if (reason instanceof Error && typeof reason.message === 'string') return reason.message;
+  try {
+    return String(reason);
+  } catch {
+    return Object.prototype.toString.call(reason);
   }
 }
