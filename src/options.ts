@@ -500,22 +500,42 @@ function checkUrl(url: unknown): void {
   try {
     parsed = new URL(url);
   } catch {
-    invalid(`url is not a valid URL: ${redactUrl(url)}`);
+    // Most often a user name or password with a '/', '?', '#' or '@' of its own.
+    invalid(
+      `url is not a valid URL: ${redactUrl(url)} (percent-encode special characters in the user name and password: encodeURIComponent)`,
+    );
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
     invalid(`url must start with amqp:// or amqps://; got ${redactUrl(url)}`);
   }
+  // An '@' after the host means the user information was cut short by an unencoded '/',
+  // '?' or '#' (`amqp://user:12/34@host` parses as the host "user" and the vhost "34@host"):
+  // connecting would send the password's tail to the broker as a vhost name, and show it
+  // in every error about the connection.
+  if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) {
+    invalid(
+      `url has an '@' after the host: ${redactUrl(url)} (percent-encode '/', '?', '#' and '@' in the user name, password and vhost: encodeURIComponent)`,
+    );
+  }
 }
 
-/** The URL with its password replaced by `***`, safe for errors and logs. */
+/**
+ * The URL with its password replaced by `***`, safe for errors, logs and `--verbose`.
+ * Read from the text, not from a URL parser: a password with an unencoded `/`, `?` or `#`
+ * does not parse as a password (`amqp://user:12/34@host` is the host `user`, port 12 and
+ * the vhost `34@host`), and a parser would leave it in plain sight. So everything between
+ * `://` and the last `@` is hidden, except a user name that is plainly one.
+ */
 export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return url.replace(/\/\/([^:/@]*):[^@/]*@/, '//$1:***@');
-  }
+  const at = url.lastIndexOf('@');
+  if (at === -1) return url; // no user information
+  const scheme = url.indexOf('://');
+  const start = scheme === -1 || scheme > at ? 0 : scheme + 3;
+  const userInfo = url.slice(start, at);
+  const colon = userInfo.indexOf(':');
+  const user = colon === -1 ? userInfo : userInfo.slice(0, colon);
+  const shown = /[/?#\\]/.test(user) ? '***' : colon === -1 ? user : `${user}:***`;
+  return `${url.slice(0, start)}${shown}@${url.slice(at + 1)}`;
 }
 
 /**
