@@ -26,7 +26,14 @@ const src = process.argv[2] === undefined ? path.join(root, 'src') : path.resolv
  * The kernel: small modules that import nothing outside the kernel, so every layer may use
  * them. Paths relative to src/.
  */
-const KERNEL = new Set(['errors.ts', 'logger.ts', 'handler.ts', 'interceptors.ts', 'within.ts']);
+const KERNEL = new Set([
+  'errors.ts',
+  'logger.ts',
+  'handler.ts',
+  'interceptors.ts',
+  'within.ts',
+  'timers.ts',
+]);
 
 /** The composition root and the public entry points: above every folder. */
 const FACADE = new Set(['connection.ts', 'index.ts']);

@@ -41,7 +41,8 @@ function changedSources(text) {
 }
 
 /**
- * The declarations (types/) of the changed files, from the patched sources: the package's
+ * The declarations (types/) of the changed files, from the patched sources (`@internal`
+ * stripped, as the package's own build does): the package's
  * typings then show what the patch adds. tsc's type errors are not ours to fix (the
  * package's sources predate this TypeScript), so only a missing file is a failure.
  */
@@ -54,6 +55,9 @@ function redeclare(pkgDir, sources) {
       path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
       '--declaration',
       '--emitDeclarationOnly',
+      '--stripInternal',
+      '--strict',
+      '--exactOptionalPropertyTypes',
       '--skipLibCheck',
       '--target',
       'es2022',
