@@ -6,6 +6,10 @@ import { batchWritesThisTick } from './write-batch.js';
  * as a single `basic.ack` with `multiple` when no delivery below the highest of them is
  * still being handled (a multiple ack would settle it too early), else one by one. Nacks
  * are never batched: they go out at once, so a later multiple ack cannot cover them.
+ *
+ * Whoever closes the channel must {@link flush} first: the acks of this tick are written
+ * only when the tick ends, and a channel closed before that would drop them, so the broker
+ * would requeue requests that were already answered.
  */
 export class AckBatcher {
   readonly channel: AmqpChannelLike;
@@ -13,9 +17,17 @@ export class AckBatcher {
   readonly #unsettled = new Set<number>();
   #toAck: number[] = [];
   readonly #flush = () => this.#send();
+  /** Called each time the last unsettled delivery is acked or rejected. */
+  readonly #onSettled: (() => void) | undefined;
 
-  constructor(channel: AmqpChannelLike) {
+  constructor(channel: AmqpChannelLike, onSettled?: () => void) {
     this.channel = channel;
+    this.#onSettled = onSettled;
+  }
+
+  /** Deliveries received and neither acked nor rejected yet. */
+  get unsettled(): number {
+    return this.#unsettled.size;
   }
 
   received(deliveryTag: number): void {
@@ -26,12 +38,23 @@ export class AckBatcher {
     if (!this.#unsettled.delete(deliveryTag) || this.channel.closed) return;
     this.#toAck.push(deliveryTag);
     if (this.#toAck.length === 1) batchWritesThisTick(this.channel.connection, this.#flush);
+    if (this.#unsettled.size === 0) this.#onSettled?.();
   }
 
   /** Rejects without requeueing (dead-letters, when the queue has a dead-letter exchange). */
   reject(deliveryTag: number): void {
     if (!this.#unsettled.delete(deliveryTag) || this.channel.closed) return;
     this.channel.basicNack(deliveryTag, false).catch(() => undefined);
+    if (this.#unsettled.size === 0) this.#onSettled?.();
+  }
+
+  /**
+   * Writes the acks gathered in this tick now rather than at its end: before the channel
+   * is closed, so that they reach the broker ahead of the close (frames on one channel are
+   * handled in order).
+   */
+  flush(): void {
+    this.#send();
   }
 
   #send(): void {

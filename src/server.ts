@@ -154,6 +154,8 @@ export class RpcServer implements AsyncDisposable {
   /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
   readonly #dedupe: DedupeCache<Replied> | undefined;
   #channel: AmqpChannelLike | undefined;
+  /** Settles the deliveries of #channel. */
+  #acks: AckBatcher | undefined;
   #consumer: AmqpConsumerLike | undefined;
   #closing: Promise<void> | undefined;
   #drained: (() => void) | undefined;
@@ -238,13 +240,15 @@ export class RpcServer implements AsyncDisposable {
           'rejected a request whose AMQP properties do not decode',
         );
       };
-      const acks = new AckBatcher(channel);
+      const acks = new AckBatcher(channel, () => this.#checkDrained());
       this.#channel = channel;
+      this.#acks = acks;
       this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {
         this.#onRequest(acks, message);
       });
     } catch (error) {
       this.#channel = undefined;
+      this.#acks = undefined;
       channel?.close().catch(() => undefined);
       throw fromAmqpError(error, `serving "${this.queue}" failed`);
     }
@@ -262,8 +266,11 @@ export class RpcServer implements AsyncDisposable {
 
   /** The broker cancelled the consumer (queue deleted) or closed the channel (a channel error). */
   #consumerStopped(channel: AmqpChannelLike, error: RpcError): void {
+    // While closing: the deliveries of a closed channel are void, nothing to wait for.
+    this.#checkDrained();
     if (this.#channel !== channel || this.#closing) return;
     this.#channel = undefined;
+    this.#acks = undefined;
     // A reply over the broker's max_message_size closed the channel and its request comes
     // back: from now on such a reply becomes RESOURCE_EXHAUSTED instead of looping.
     this.#maxPayloadBytes = Math.min(this.#maxPayloadBytes, brokerSizeLimit(error) ?? Infinity);
@@ -790,13 +797,27 @@ export class RpcServer implements AsyncDisposable {
   #finish(ctx: RequestContext): void {
     ctx.finish();
     this.#active.delete(ctx);
-    if (this.#active.size === 0) this.#drained?.();
+    this.#checkDrained();
+  }
+
+  /**
+   * Nothing left to wait for before closing: no handler runs, and every delivery is settled
+   * (a batch is acked only after its last call and its reply; a void channel settles nothing).
+   */
+  #isDrained(): boolean {
+    if (this.#active.size > 0) return false;
+    const acks = this.#acks;
+    return acks === undefined || acks.channel.closed || acks.unsettled === 0;
+  }
+
+  #checkDrained(): void {
+    if (this.#drained && this.#isDrained()) this.#drained();
   }
 
   /**
    * Stops taking requests, waits for running handlers (at most `drainTimeoutMs`, then their
-   * `ctx.signal` aborts and unfinished requests go back to the broker), and resolves.
-   * Idempotent.
+   * `ctx.signal` aborts and unfinished requests go back to the broker), and resolves once
+   * every request it answered is acked and its channel is closed. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
@@ -807,7 +828,7 @@ export class RpcServer implements AsyncDisposable {
     this.#link.leave(this);
     this.control?.unregister(this.queue, this);
     if (this.#consumer) await settledWithin(this.#consumer.cancel(), CLOSE_STEP_TIMEOUT_MS);
-    if (this.#active.size > 0) {
+    if (!this.#isDrained()) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<void>(
@@ -818,8 +839,16 @@ export class RpcServer implements AsyncDisposable {
       this.#abortActive(new RpcError('CANCELLED', 'the server is closing'));
     }
     const channel = this.#channel;
+    const acks = this.#acks;
     this.#channel = undefined;
-    if (channel && !channel.closed) await settledWithin(channel.close(), CLOSE_STEP_TIMEOUT_MS);
+    this.#acks = undefined;
+    if (channel && !channel.closed) {
+      // The last acks were gathered for the end of this tick; closing first would drop them
+      // and the broker would requeue requests already answered. Ack, then close: the
+      // broker handles a channel's frames in order, so close-ok means the acks are in.
+      acks?.flush();
+      await settledWithin(channel.close(), CLOSE_STEP_TIMEOUT_MS);
+    }
     this.onClosed(this);
     this.#resolveClosed(undefined);
   }
@@ -827,8 +856,10 @@ export class RpcServer implements AsyncDisposable {
   /** @internal The connection is gone: abort handlers; their requests return to the queue. */
   connectionLost(error: RpcError): void {
     this.#channel = undefined;
+    this.#acks = undefined;
     this.#consumer = undefined;
     this.#abortActive(new RpcError('UNAVAILABLE', error.message, { cause: error }));
+    this.#checkDrained();
   }
 
   /** @internal A new connection: consume again. */

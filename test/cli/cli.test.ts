@@ -2,11 +2,24 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { before, describe, test, type TestContext } from 'node:test';
+import { AMQPClient } from '@cloudamqp/amqp-client';
 import { RpcError } from '../../src/index.js';
 import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
 import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 const UNREACHABLE = 'amqp://guest:s3cret@127.0.0.1:1';
+
+/** Messages ready in `queue`, as a plain AMQP client sees them (a passive declare). */
+async function readyMessages(queue: string): Promise<number> {
+  const client = new AMQPClient(AMQP_URL);
+  await client.connect();
+  try {
+    const channel = await client.channel();
+    return (await channel.queueDeclare(queue, { passive: true })).messageCount;
+  } finally {
+    await client.close();
+  }
+}
 
 before(() => requireBuiltCli());
 
@@ -235,11 +248,17 @@ describe('serve', () => {
     const rpc = await connectForTest();
     const reply = rpc.call(queue, { sleepMs: 400 });
     await server.waitFor(/^handling sleepMs 400/m, 'stderr');
+    const signalledAt = Date.now();
     server.kill('SIGTERM');
     assert.deepEqual(await reply, { slept: 400 });
     const result = await runToEnd(server);
+    const exitedAfterMs = Date.now() - signalledAt;
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /received SIGTERM: draining\nstopped\n$/);
+    // Exits once the handler is done, far within the drain timeout (30 s)...
+    assert.ok(exitedAfterMs < 5_000, `exited ${exitedAfterMs} ms after SIGTERM`);
+    // ...and acked what it answered: nothing goes back to the queue to run again.
+    assert.equal(await readyMessages(queue), 0, 'the answered request was requeued');
   });
 
   test('a second signal while draining exits 130 at once', async () => {

@@ -91,3 +91,31 @@ test('an ack for a delivery never received, or already settled, is ignored', asy
   await nextTick();
   assert.deepEqual(sent, ['ack 1']);
 });
+
+test('flush() writes the acks of this tick at once, so that a close right after keeps them', async () => {
+  const { channel, sent } = recordingChannel();
+  const acks = new AckBatcher(channel);
+  for (const tag of [1, 2]) acks.received(tag);
+  acks.ack(1);
+  acks.ack(2);
+  acks.flush();
+  assert.deepEqual(sent, ['ack up to 2'], 'before the end of the tick');
+  (channel as { closed: boolean }).closed = true; // what closing the channel does at once
+  await nextTick();
+  assert.deepEqual(sent, ['ack up to 2'], 'nothing twice');
+});
+
+test('counts unsettled deliveries and says when the last one is settled', () => {
+  const { channel } = recordingChannel();
+  let settled = 0;
+  const acks = new AckBatcher(channel, () => settled++);
+  for (const tag of [1, 2, 3]) acks.received(tag);
+  assert.equal(acks.unsettled, 3);
+  acks.ack(2);
+  acks.reject(1);
+  assert.equal(settled, 0);
+  acks.ack(3);
+  assert.equal(acks.unsettled, 0);
+  assert.equal(settled, 1);
+  acks.flush();
+});
