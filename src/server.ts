@@ -826,7 +826,6 @@ export class RpcServer implements AsyncDisposable {
 
   async #close(): Promise<void> {
     this.#link.leave(this);
-    this.control?.unregister(this.queue, this);
     if (this.#consumer) await settledWithin(this.#consumer.cancel(), CLOSE_STEP_TIMEOUT_MS);
     if (!this.#isDrained()) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -838,6 +837,8 @@ export class RpcServer implements AsyncDisposable {
       clearTimeout(timer);
       this.#abortActive(new RpcError('CANCELLED', 'the server is closing'));
     }
+    // Only now: while draining, cancels and stream credit must still reach the handlers.
+    this.control?.unregister(this.queue, this);
     const channel = this.#channel;
     const acks = this.#acks;
     this.#channel = undefined;

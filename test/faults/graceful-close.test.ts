@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import { AMQPClient, type AMQPChannel } from '@cloudamqp/amqp-client';
 import {
   connect,
@@ -167,6 +168,79 @@ describe('server.close() settles every request it answered', () => {
       await closing;
       assert.deepEqual(await leftInQueue(queue), [], 'the batch came back');
       assert.deepEqual([...runs.values()], [1, 1, 1]);
+    },
+  );
+
+  test(
+    'a stream running at close gets its credit and finishes; it runs once and is acked',
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      const serving = await open(t);
+      const caller = await open(t);
+      const queue = uniqueQueue('close-stream');
+      let runs = 0;
+      async function* twelve(): AsyncGenerator<number> {
+        runs++;
+        for (let i = 0; i < 12; i++) {
+          await nextTurn(); // a source that produces one item per turn of the event loop
+          yield i;
+        }
+      }
+      const server = await serving.serve(queue, twelve, { drainTimeoutMs: 10_000 });
+      // A window of 2: the server needs credit from the caller for each further item.
+      const stream = caller.stream<number>(queue, null, { window: 2, timeoutMs: 15_000 });
+      const items: number[] = [];
+      const first = await stream.next(); // the handler runs, and waits for credit soon
+      if (!first.done) items.push(first.value);
+      const startedAt = Date.now();
+      const closing = server.close();
+      await consumerGone(queue);
+      for await (const item of stream) items.push(item);
+      await closing;
+      const tookMs = Date.now() - startedAt;
+      assert.deepEqual(items, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+      assert.ok(tookMs < 5_000, `close() waited ${tookMs} ms: the stream stalled for credit`);
+      assert.equal(runs, 1);
+      assert.deepEqual(await leftInQueue(queue), []);
+    },
+  );
+
+  test(
+    "a caller's cancel still reaches a handler while its server drains",
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      const serving = await open(t);
+      const caller = await open(t);
+      const queue = uniqueQueue('close-cancel');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const server = await serving.serve(
+        queue,
+        (_request, ctx) => {
+          started.resolve();
+          return new Promise((_resolve, reject) => {
+            ctx.signal.addEventListener('abort', () => {
+              aborted.resolve(ctx.signal.reason);
+              reject(ctx.signal.reason as Error);
+            });
+          });
+        },
+        { drainTimeoutMs: 20_000 },
+      );
+      const abort = new AbortController();
+      const call = settle(caller.call(queue, 'job', { signal: abort.signal, timeoutMs: 30_000 }));
+      await started.promise;
+      const startedAt = Date.now();
+      const closing = server.close();
+      await consumerGone(queue);
+      abort.abort();
+      assertCode((await call).error, 'CANCELLED');
+      assertCode(await aborted.promise, 'CANCELLED');
+      await closing;
+      const tookMs = Date.now() - startedAt;
+      assert.equal(server.stats.cancelled, 1);
+      assert.ok(tookMs < 10_000, `close() took ${tookMs} ms: the cancel was not delivered`);
+      assert.deepEqual(await leftInQueue(queue), [], 'the cancelled request came back');
     },
   );
 });
