@@ -157,7 +157,11 @@ export class RpcServer implements AsyncDisposable {
   /** Settles the deliveries of #channel. */
   #acks: AckBatcher | undefined;
   #consumer: AmqpConsumerLike | undefined;
+  /** Consuming again after a loss: close() waits for it, or the new consumer would outlive it. */
+  #recovering: Promise<void> | undefined;
   #closing: Promise<void> | undefined;
+  /** Set once close() has taken the channel to close it: a late recovery closes its own. */
+  #stopped = false;
   #drained: (() => void) | undefined;
   readonly #closed: Promise<RpcError | undefined>;
   #resolveClosed!: (error: RpcError | undefined) => void;
@@ -246,6 +250,12 @@ export class RpcServer implements AsyncDisposable {
       this.#consumer = await channel.basicConsume(this.queue, { noAck: false }, (message) => {
         this.#onRequest(acks, message);
       });
+      if (this.#stopped) {
+        // close() gave up waiting for this recovery and has finished: stop at once.
+        acks.flush();
+        channel.close().catch(() => undefined);
+        return;
+      }
     } catch (error) {
       this.#channel = undefined;
       this.#acks = undefined;
@@ -282,13 +292,18 @@ export class RpcServer implements AsyncDisposable {
   }
 
   #recover(client: AmqpClientLike): void {
-    this.#consume(client).then(
+    const recovering = this.#consume(client).then(
       () => {
         this.#recoveries++;
         this.#link.logger.info({ queue: this.queue }, 'consuming again');
       },
       (error: unknown) => this.#fail(RpcError.from(error, 'UNAVAILABLE')),
     );
+    this.#recovering = recovering;
+    const done = (): void => {
+      if (this.#recovering === recovering) this.#recovering = undefined;
+    };
+    recovering.then(done, done);
   }
 
   #onRequest(acks: AckBatcher, message: AmqpMessageLike): void {
@@ -825,7 +840,8 @@ export class RpcServer implements AsyncDisposable {
   }
 
   async #close(): Promise<void> {
-    this.#link.leave(this);
+    // A recovery under way would start a consumer after the cancel below: let it finish.
+    if (this.#recovering) await settledWithin(this.#recovering, CLOSE_STEP_TIMEOUT_MS);
     if (this.#consumer) await settledWithin(this.#consumer.cancel(), CLOSE_STEP_TIMEOUT_MS);
     if (!this.#isDrained()) {
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -839,6 +855,8 @@ export class RpcServer implements AsyncDisposable {
     }
     // Only now: while draining, cancels and stream credit must still reach the handlers.
     this.control?.unregister(this.queue, this);
+    this.#link.leave(this);
+    this.#stopped = true;
     const channel = this.#channel;
     const acks = this.#acks;
     this.#channel = undefined;

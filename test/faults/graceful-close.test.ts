@@ -15,9 +15,9 @@ import {
   type RpcConnection,
   type RpcServer,
 } from '../../src/index.js';
-import { startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
+import { FaultProxy, startPrivateBroker, type PrivateBroker } from '../../src/testing/index.js';
 import { deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
-import { assertCode, eventually, FAST_RECONNECT, settle } from './fault-helpers.js';
+import { assertCode, eventually, FAST_RECONNECT, settle, waitForState } from './fault-helpers.js';
 
 failOnUnhandled();
 
@@ -243,6 +243,92 @@ describe('server.close() settles every request it answered', () => {
       assert.deepEqual(await leftInQueue(queue), [], 'the cancelled request came back');
     },
   );
+
+  test(
+    'a connection lost while draining ends the drain: handlers abort, close() resolves',
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      await using proxy = await FaultProxy.start(broker.url);
+      const serving = await open(t, {}, proxy.url(broker.url));
+      const caller = await open(t);
+      const queue = uniqueQueue('close-lost');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const server = await serving.serve(
+        queue,
+        (_request, ctx) => {
+          started.resolve();
+          return new Promise((_resolve, reject) => {
+            ctx.signal.addEventListener('abort', () => {
+              aborted.resolve(ctx.signal.reason);
+              reject(ctx.signal.reason as Error);
+            });
+          });
+        },
+        { drainTimeoutMs: 20_000 },
+      );
+      const call = settle(caller.call(queue, 'job', { timeoutMs: 20_000 }));
+      await started.promise;
+      const startedAt = Date.now();
+      const closing = server.close();
+      await consumerGone(queue);
+      proxy.resetAll();
+      // The broker requeued the request with the connection: its handler need not go on.
+      assertCode(await aborted.promise, 'UNAVAILABLE');
+      await closing;
+      const tookMs = Date.now() - startedAt;
+      assert.ok(tookMs < 10_000, `close() took ${tookMs} ms after the connection was lost`);
+      // Not answered, so not lost: another server gets it.
+      await caller.serve(queue, (_request, ctx) => `rescued, redelivered ${ctx.redelivered}`);
+      assert.equal((await call).value, 'rescued, redelivered true');
+    },
+  );
+
+  test(
+    'close() during a recovery leaves no consumer behind',
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      await using proxy = await FaultProxy.start(broker.url);
+      const serving = await open(t, {}, proxy.url(broker.url));
+      const queue = uniqueQueue('close-recovering');
+      const zombie = deferred<string>();
+      const server = await serving.serve(queue, (request: string) => {
+        zombie.resolve(request);
+        return request;
+      });
+      // close() as soon as the connection is back, while the server is consuming again.
+      let closing: Promise<void> | undefined;
+      const stop = serving.onStateChange((state) => {
+        if (state !== 'connected') return;
+        stop();
+        queueMicrotask(() => {
+          closing = server.close();
+        });
+      });
+      proxy.resetAll();
+      await waitForState(serving, 'connected');
+      await eventually(() => closing !== undefined, 'close() to start');
+      await closing;
+      // Whatever the recovery was doing, nothing consumes the queue for the closed server.
+      const replies = await rawReplyQueue();
+      await rawChannel.basicPublish('', queue, '"after close"', {
+        contentType: 'application/json',
+        replyTo: replies.name,
+        correlationId: 'late',
+      });
+      const rescuer = await open(t);
+      const rescued = deferred<string>();
+      await rescuer.serve(queue, (request: string) => {
+        rescued.resolve(request);
+        return request;
+      });
+      const taker = await Promise.race([
+        rescued.promise.then(() => 'a live server'),
+        zombie.promise.then(() => 'the closed server'),
+      ]);
+      assert.equal(taker, 'a live server');
+    },
+  );
 });
 
 describe('rpc.close()', () => {
@@ -300,6 +386,12 @@ describe('rpc.close()', () => {
     assert.equal(runs, 1);
   });
 });
+
+/** A raw reply queue for requests published by hand. */
+async function rawReplyQueue(): Promise<{ name: string }> {
+  const { name } = await rawChannel.queueDeclare('', { exclusive: true, autoDelete: true });
+  return { name };
+}
 
 /** One server instance of the rolling deploy: its own connection, like its own process. */
 interface Instance {
