@@ -269,10 +269,7 @@ export class Caller implements LinkParticipant {
       if (signal) {
         call.onAbort = () => {
           this.#settle(id, cancelled(signal));
-          // The server may be running it: tell it to stop (end-to-end cancellation).
-          if (!call.published) return;
-          if (multi?.onCancel) multi.onCancel(id, this.#replyTo);
-          else this.#control.cancel(queue, id, undefined, this.#replyTo);
+          this.#cancelOnServer(call);
         };
         signal.addEventListener('abort', call.onAbort, { once: true });
       }
@@ -659,6 +656,13 @@ export class Caller implements LinkParticipant {
     return true;
   }
 
+  /** The server may be running the call: tell it to stop (end-to-end cancellation). */
+  #cancelOnServer(call: PendingCall): void {
+    if (!call.published) return;
+    if (call.multi?.onCancel) call.multi.onCancel(call.id, this.#replyTo);
+    else this.#control.cancel(call.queue, call.id, undefined, this.#replyTo);
+  }
+
   #failed(error: RpcError): RpcError {
     this.#errors[error.code] = (this.#errors[error.code] ?? 0) + 1;
     return error;
@@ -724,11 +728,17 @@ export class Caller implements LinkParticipant {
     }
   }
 
-  /** Rejects pending calls with `pendingError` and future calls with `laterError`. */
+  /**
+   * Rejects pending calls with `pendingError` and future calls with `laterError`. Their
+   * servers are told to stop, as for an aborted signal: the replies could not be received
+   * any more (the control plane sends the cancels before the connection closes).
+   */
   close(pendingError: RpcError, laterError: RpcError): void {
     this.#closedWith ??= laterError;
     this.#link.leave(this);
+    const pending = [...this.#pending.values()];
     this.#failAll(pendingError);
+    if (this.#link.client) for (const call of pending) this.#cancelOnServer(call);
   }
 }
 

@@ -12,6 +12,7 @@ import { AMQPClient, type AMQPChannel } from '@cloudamqp/amqp-client';
 import {
   connect,
   type ConnectOptions,
+  type HandlerContext,
   type RpcConnection,
   type RpcServer,
 } from '../../src/index.js';
@@ -332,6 +333,62 @@ describe('server.close() settles every request it answered', () => {
 });
 
 describe('rpc.close()', () => {
+  test(
+    'cancels its pending calls on the server, not only locally',
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      const serving = await open(t);
+      const queue = uniqueQueue('close-caller');
+      const started = deferred();
+      const aborted = deferred<unknown>();
+      const server = await serving.serve(queue, (_request, ctx) => {
+        started.resolve();
+        return new Promise((_resolve, reject) => {
+          ctx.signal.addEventListener('abort', () => {
+            aborted.resolve(ctx.signal.reason);
+            reject(ctx.signal.reason as Error);
+          });
+        });
+      });
+      const caller = await connect({ url: broker.url });
+      const call = settle(caller.call(queue, 'job', { timeoutMs: 20_000 }));
+      await started.promise;
+      await caller.close();
+      assertCode((await call).error, 'CANCELLED');
+      assertCode(await aborted.promise, 'CANCELLED');
+      assert.equal(server.stats.cancelled, 1);
+      await server.close();
+      assert.deepEqual(await leftInQueue(queue), []);
+    },
+  );
+
+  test(
+    'stops the streams it was reading on their servers',
+    { timeout: TEST_TIMEOUT_MS },
+    async (t) => {
+      const serving = await open(t);
+      const queue = uniqueQueue('close-caller-stream');
+      const stopped = deferred<unknown>();
+      async function* endless(_request: unknown, ctx: HandlerContext): AsyncGenerator<number> {
+        ctx.signal.addEventListener('abort', () => stopped.resolve(ctx.signal.reason));
+        for (let i = 0; ; i++) {
+          await nextTurn();
+          yield i;
+        }
+      }
+      const server = await serving.serve(queue, endless);
+      const caller = await connect({ url: broker.url });
+      const stream = caller.stream<number>(queue, null, { window: 2, timeoutMs: 20_000 });
+      assert.deepEqual(await stream.next(), { value: 0, done: false });
+      await caller.close();
+      // Without a cancel it would wait for credit until the stream's deadline.
+      assertCode(await stopped.promise, 'CANCELLED');
+      await eventually(() => server.stats.active === 0, 'the stream to end on the server');
+      await server.close();
+      assert.deepEqual(await leftInQueue(queue), []);
+    },
+  );
+
   test(
     'with servers on the connection: every request they answered is acked',
     { timeout: TEST_TIMEOUT_MS },
