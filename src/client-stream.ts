@@ -1,7 +1,12 @@
 import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
 import type { ControlPlane } from './control.js';
 import { RpcError } from './errors.js';
-import { CONTROL_QUEUE_HEADER, STREAM_HEADER, STREAM_WINDOW_HEADER } from './protocol.js';
+import {
+  CONTROL_QUEUE_HEADER,
+  STREAM_HEADER,
+  STREAM_SEQ_HEADER,
+  STREAM_WINDOW_HEADER,
+} from './protocol.js';
 import type { AmqpMessageLike } from './transport.js';
 
 /**
@@ -36,6 +41,8 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
   #wake: (() => void) | undefined;
   /** Items handed to the application so far. */
   #consumed = 0;
+  /** Items received so far: the `rpc-stream-seq` the next one must carry. */
+  #received = 0;
   /** Items the server may send in all. */
   #granted: number;
   #id: string | undefined;
@@ -122,6 +129,8 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     if (typeof controlQueue === 'string') this.#controlQueue = controlQueue;
     const outcome = decodeReplyOutcome(message);
     if (kind === 'item') {
+      const restarted = this.#restarted(headers?.[STREAM_SEQ_HEADER], id);
+      if (restarted) return restarted;
       if (outcome instanceof RpcError) return outcome;
       this.#push(outcome as TItem);
       return MORE;
@@ -131,6 +140,29 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     if (outcome instanceof RpcError) return outcome;
     this.#push(outcome as TItem);
     return undefined;
+  }
+
+  /**
+   * An item out of sequence: the request was delivered again (its first server was cut off
+   * mid-stream, or gave up at its drain timeout) and runs anew from item 0 elsewhere.
+   * Its items would repeat those already read, or differ from them: the stream ends with
+   * UNAVAILABLE (read it again), and the new run is cancelled. Undefined when in sequence
+   * (or from a server that sends no sequence numbers).
+   */
+  #restarted(seq: unknown, id: string): RpcError | undefined {
+    const expected = this.#received;
+    const got = typeof seq === 'bigint' ? Number(seq) : seq;
+    if (typeof got !== 'number') return undefined;
+    if (got === expected) {
+      this.#received++;
+      return undefined;
+    }
+    if (this.#controlQueue !== undefined)
+      this.#control.cancel(this.#queue, id, this.#controlQueue, '');
+    return new RpcError(
+      'UNAVAILABLE',
+      `the stream was cut off after ${expected} items and started again from item ${got}: read it again`,
+    );
   }
 
   #push(item: TItem): void {
