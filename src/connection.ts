@@ -450,7 +450,8 @@ export class RpcConnection implements AsyncDisposable {
 
   /**
    * Closes every server gracefully (see {@link RpcServer.close}), rejects calls still
-   * pending with CANCELLED, then closes the AMQP connection. Idempotent.
+   * pending with CANCELLED and tells their servers to stop them, then closes the AMQP
+   * connection. Idempotent.
    */
   close(): Promise<void> {
     this.#closing ??= this.#close();
