@@ -49,6 +49,8 @@ export class ControlPlane implements LinkParticipant {
   #queue: string | undefined;
   #listening: Promise<string> | undefined;
   #exchangeExists = false;
+  /** The existence check under way: concurrent cancels (rpc.close() sends one per call) share it. */
+  #checkingExchange: Promise<boolean> | undefined;
   /** Control messages on their way out: close() lets them go first. */
   readonly #sending = new Set<Promise<unknown>>();
   #exchangeMissingSince = -Infinity;
@@ -166,9 +168,18 @@ export class ControlPlane implements LinkParticipant {
    * run on this vhost. Checked with a passive declare (no configure permission needed) on a
    * throwaway channel, since a failed check closes the channel.
    */
-  async exchangeExists(): Promise<boolean> {
-    if (this.#exchangeExists) return true;
-    if (Date.now() - this.#exchangeMissingSince < MISSING_EXCHANGE_RECHECK_MS) return false;
+  exchangeExists(): Promise<boolean> {
+    if (this.#exchangeExists) return Promise.resolve(true);
+    if (Date.now() - this.#exchangeMissingSince < MISSING_EXCHANGE_RECHECK_MS) {
+      return Promise.resolve(false);
+    }
+    this.#checkingExchange ??= this.#checkExchange().finally(() => {
+      this.#checkingExchange = undefined;
+    });
+    return this.#checkingExchange;
+  }
+
+  async #checkExchange(): Promise<boolean> {
     // Only the declare's refusal means "missing"; no connection is the caller's error.
     const exists = await this.#onThrowawayChannel((channel) =>
       channel.exchangeDeclare(CONTROL_EXCHANGE, 'direct', { passive: true }).then(

@@ -4,8 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { RpcError } from '../../src/index.js';
-import { deferred, failOnUnhandled } from '../helpers.js';
+import { connect, RpcError } from '../../src/index.js';
+import { MemoryBroker } from '../../src/testing/index.js';
+import { deferred, eventually, failOnUnhandled } from '../helpers.js';
 import { code, connectMemory, setup } from './memory-helpers.js';
 
 failOnUnhandled();
@@ -53,5 +54,36 @@ describe('the control plane over the memory broker', () => {
     const replies = await caller.broadcast<string>('status', null, { max: 2, timeoutMs: 5_000 });
     assert.deepEqual(replies.map((reply) => (reply.ok ? reply.reply : '')).sort(), ['a', 'b']);
     assert.deepEqual(await caller.broadcast('nobody', null), []);
+  });
+});
+
+describe('rpc.close() with calls pending', () => {
+  test('checks once that the control exchange exists, not once per call it cancels', async () => {
+    const broker = new MemoryBroker();
+    const raw = await broker.connectClient();
+    await (await raw.channel()).queueDeclare('nobody', { durable: false });
+    let channelsOpened = 0;
+    const rpc = await connect({
+      url: 'amqp://memory',
+      // Counts the channels the connection opens.
+      transport: async (url, options) => {
+        const client = await broker.transport(url, options);
+        const open = client.channel.bind(client);
+        client.channel = () => {
+          channelsOpened++;
+          return open();
+        };
+        return client;
+      },
+    });
+    // No rabbit-rpc server has run here: no control exchange; these calls stay pending.
+    const calls = Array.from({ length: 200 }, () =>
+      rpc.call('nobody', null, { timeoutMs: 30_000 }).catch((error: unknown) => error),
+    );
+    await eventually(() => broker.queue('nobody')?.messageCount === 200, 'the calls published');
+    const before = channelsOpened;
+    await rpc.close();
+    for (const error of await Promise.all(calls)) assert.ok(code('CANCELLED')(error));
+    assert.ok(channelsOpened - before <= 2, `close() opened ${channelsOpened - before} channels`);
   });
 });
