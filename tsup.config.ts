@@ -15,7 +15,12 @@ function copyLicence(): void {
 
 export default defineConfig([
   {
-    entry: { index: 'src/index.ts', testing: 'src/testing/index.ts', otel: 'src/otel/index.ts' },
+    entry: {
+      index: 'src/index.ts',
+      testing: 'src/testing/index.ts',
+      otel: 'src/otel/index.ts',
+      nestjs: 'src/nestjs/index.ts',
+    },
     format: ['esm', 'cjs'],
     // Declarations marked @internal stay out of the published types (npm run check:package).
     dts: { compilerOptions: { stripInternal: true } },

@@ -31,12 +31,21 @@ const SUITES = [
   'otel',
   'memory',
   'fuzz',
+  'nestjs',
   'slow',
 ];
 /** Run only when asked for by name (`--only slow`): broker restarts, users and permissions. */
 const OPT_IN_SUITES = new Set(['slow']);
 /** Suites that use the shared broker through AMQP_URL. */
-const BROKER_SUITES = new Set(['integration', 'cli', 'interop', 'contract', 'otel', 'fuzz']);
+const BROKER_SUITES = new Set([
+  'integration',
+  'cli',
+  'interop',
+  'contract',
+  'otel',
+  'fuzz',
+  'nestjs',
+]);
 /** Suites that start private brokers themselves (they need rabbitmq-server installed). */
 const PRIVATE_BROKER_SUITES = new Set(['faults', 'testing', 'otel', 'slow']);
 const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -231,6 +240,9 @@ async function main() {
     `--test-timeout=${timeoutMs}`,
   ];
   // CI reads the TAP summary (`# pass N`); a terminal gets node's default (spec) output.
+  // Nest's DI reads decorator metadata, which tsx does not emit: TypeScript compiles the
+  // Nest test apps (scripts/nest-decorators.mjs).
+  if (suitesInUse.has('nestjs')) args.push('--import', './scripts/nest-decorators.mjs');
   if (process.env.CI || !process.stdout.isTTY) args.push('--test-reporter=tap');
   args.push(...files);
   const env = { ...process.env };
