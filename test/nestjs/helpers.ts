@@ -27,25 +27,39 @@ export async function startMathService(
   return { app, strategy };
 }
 
-/** A method of a Nest service called by name: the pattern travels in the AMQP `type`. */
-export type CallByName = (input?: unknown, options?: CallOptions) => Promise<unknown>;
+/** Calls a pattern of a Nest service by name: it travels in the AMQP `type`. */
+export type CallByName = (
+  pattern: string,
+  input?: unknown,
+  options?: CallOptions,
+) => Promise<unknown>;
 
-/** A typed-service client of `queue` that calls any pattern by name (no contract). */
-export function byName(rpc: RpcConnection, queue: string): Record<string, CallByName> {
-  return rpc.client({ name: 'nest', queue } as never) as unknown as Record<string, CallByName>;
+/** A typed-service client of `queue` without a contract, so any method name is callable. */
+function untyped(rpc: RpcConnection, queue: string, options?: object): Record<string, Function> {
+  return rpc.client({ name: 'nest', queue } as never, options as never) as unknown as Record<
+    string,
+    Function
+  >;
 }
 
-/** The same, for patterns whose reply is streamed (`for await`). */
-export function streamsByName(
+/** `call(pattern, input, options)` on `queue`. */
+export function byName(rpc: RpcConnection, queue: string): CallByName {
+  const client = untyped(rpc, queue);
+  return (pattern, input, options) =>
+    (client[pattern] as (input: unknown, options?: CallOptions) => Promise<unknown>)(
+      input,
+      options,
+    );
+}
+
+/** `stream(pattern, input)` on `queue`: the reply read with `for await`. */
+export function streamByName(
   rpc: RpcConnection,
   queue: string,
-  patterns: readonly string[],
-): Record<string, (input?: unknown) => AsyncIterable<unknown>> {
-  const streams = Object.fromEntries(patterns.map((p) => [p, true]));
-  return rpc.client({ name: 'nest', queue } as never, { streams } as never) as unknown as Record<
-    string,
-    (input?: unknown) => AsyncIterable<unknown>
-  >;
+  pattern: string,
+): (input?: unknown) => AsyncIterable<unknown> {
+  const client = untyped(rpc, queue, { streams: { [pattern]: true } });
+  return client[pattern] as (input?: unknown) => AsyncIterable<unknown>;
 }
 
 /** Awaits `promise`, which must reject with an RpcError `code`; returns that error. */

@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import { RpcError } from '../../src/index.js';
 import { connectForTest, uniqueQueue } from '../helpers.js';
 import { probe } from './app.js';
-import { byName, rejectsWith, startMathService, streamsByName } from './helpers.js';
+import { byName, rejectsWith, startMathService, streamByName } from './helpers.js';
 
 describe('RabbitRpcStrategy', async () => {
   const queue = uniqueQueue('nest.serve');
@@ -15,21 +15,21 @@ describe('RabbitRpcStrategy', async () => {
   const math = byName(rpc, queue);
 
   test('@MessagePattern("add") answers a rabbit-rpc call with type "add"', async () => {
-    assert.equal(await math['add']!({ a: 2, b: 3 }), 5);
+    assert.equal(await math('add', { a: 2, b: 3 }), 5);
   });
 
   test('an object pattern is called by its JSON form, as Nest routes it', async () => {
-    assert.equal(await math['{"cmd":"sum"}']!([1, 2, 3]), 6);
+    assert.equal(await math('{"cmd":"sum"}', [1, 2, 3]), 6);
   });
 
   test('a pattern without handler is UNIMPLEMENTED; a call without type too', async () => {
-    await rejectsWith(math['nope']!(1), 'UNIMPLEMENTED');
+    await rejectsWith(math('nope', 1), 'UNIMPLEMENTED');
     await rejectsWith(rpc.call(queue, { a: 1 }), 'UNIMPLEMENTED');
   });
 
   test('@Ctx() is a RabbitRpcContext: deadline, headers, correlation id, user id, pattern', async () => {
     const before = Date.now();
-    const seen = (await math['context']!(null, {
+    const seen = (await math('context', null, {
       timeoutMs: 5_000,
       headers: { 'x-test': 'hello' },
     })) as Record<string, unknown>;
@@ -48,7 +48,7 @@ describe('RabbitRpcStrategy', async () => {
 
   test('a nested call with { parent: ctx } inherits the deadline', async () => {
     const before = Date.now();
-    const inner = (await math['nested']!(null, { timeoutMs: 4_000 })) as Record<string, unknown>;
+    const inner = (await math('nested', null, { timeoutMs: 4_000 })) as Record<string, unknown>;
     const deadline = inner['deadline'] as number;
     // The inner call's deadline is the outer one's remaining time, not the 30 s default.
     assert.ok(deadline <= before + 4_000 + 50 && deadline > before, `inner deadline ${deadline}`);
@@ -58,7 +58,7 @@ describe('RabbitRpcStrategy', async () => {
     const abort = new AbortController();
     const started = once(probe, 'started:cancel');
     const aborted = once(probe, 'aborted:cancel');
-    const call = math['slow']!('cancel', { signal: abort.signal });
+    const call = math('slow', 'cancel', { signal: abort.signal });
     await started;
     abort.abort();
     await rejectsWith(call, 'CANCELLED');
@@ -68,16 +68,16 @@ describe('RabbitRpcStrategy', async () => {
 
   test('the deadline passing aborts ctx.signal (DEADLINE_EXCEEDED at both ends)', async () => {
     const aborted = once(probe, 'aborted:deadline');
-    await rejectsWith(math['slow']!('deadline', { timeoutMs: 300 }), 'DEADLINE_EXCEEDED');
+    await rejectsWith(math('slow', 'deadline', { timeoutMs: 300 }), 'DEADLINE_EXCEEDED');
     const [reason] = (await aborted) as [unknown];
     assert.ok(reason instanceof RpcError && reason.code === 'DEADLINE_EXCEEDED');
   });
 
   test('an Observable handler: a call gets its last value, a stream every value', async () => {
-    assert.equal(await math['count']!(3), 3);
-    const streaming = streamsByName(rpc, queue, ['count']);
+    assert.equal(await math('count', 3), 3);
+    const count = streamByName(rpc, queue, 'count');
     const items: unknown[] = [];
-    for await (const item of streaming['count']!(3)) items.push(item);
+    for await (const item of count(3)) items.push(item);
     assert.deepEqual(items, [1, 2, 3]);
   });
 
