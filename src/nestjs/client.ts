@@ -1,4 +1,9 @@
-import { ClientProxy, type ReadPacket, type WritePacket } from '@nestjs/microservices';
+import {
+  ClientProxy,
+  type MsPattern,
+  type ReadPacket,
+  type WritePacket,
+} from '@nestjs/microservices';
 import { Observable } from 'rxjs';
 import {
   connect,
@@ -80,6 +85,7 @@ export class RabbitRpcClient extends ClientProxy {
   }
 
   /** The rabbit-rpc connection, once connected. */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- Nest's signature
   unwrap<T>(): T {
     const rpc = this.#options.connection ?? this.#owned;
     if (!rpc) throw new RpcError('FAILED_PRECONDITION', 'RabbitRpcClient is not connected yet');
@@ -91,18 +97,18 @@ export class RabbitRpcClient extends ClientProxy {
    * rabbit-rpc's call options: `timeoutMs`, `headers`, `signal`, and `parent` (a
    * `RabbitRpcContext`, to hand down a deadline and cancellation).
    */
-  override send<TResult = unknown, TInput = unknown>(
+  override send<TResult = unknown>(
     pattern: unknown,
-    data: TInput,
+    data: unknown,
     options?: RabbitRpcSendOptions,
   ): Observable<TResult> {
     return this.#call(pattern, data, options) as Observable<TResult>;
   }
 
   /** Sends an event to the `@EventPattern` handlers of `pattern`; completes once they ran. */
-  override emit<TResult = unknown, TInput = unknown>(
+  override emit<TResult = unknown>(
     pattern: unknown,
-    data: TInput,
+    data: unknown,
     options?: RabbitRpcSendOptions,
   ): Observable<TResult> {
     return this.#call(pattern, data, options) as Observable<TResult>;
@@ -116,7 +122,7 @@ export class RabbitRpcClient extends ClientProxy {
     return new Observable<unknown>((subscriber) => {
       const abort = new AbortController();
       let settled = false;
-      const method = this.normalizePattern(pattern as string);
+      const method = this.normalizePattern(pattern as MsPattern);
       const signal = options?.signal
         ? AbortSignal.any([options.signal, abort.signal])
         : abort.signal;
@@ -166,7 +172,7 @@ export class RabbitRpcClient extends ClientProxy {
     return new Promise<T>((resolve, reject) => {
       this.#call(packet.pattern, packet.data, undefined).subscribe({
         next: (value) => resolve(value as T),
-        error: (error: unknown) => reject(error as Error),
+        error: reject,
       });
     });
   }

@@ -37,6 +37,7 @@ export {
   RabbitRpcModule,
 } from './module.js';
 export type {
+  ConnectionSettings,
   RabbitRpcModuleAsyncOptions,
   RabbitRpcModuleOptions,
   RabbitRpcModuleShared,

@@ -9,6 +9,9 @@ import {
 import { connect, type AnyService, type ConnectOptions, type RpcConnection } from '../index.js';
 import { RabbitRpcClient } from './client.js';
 
+/** The broker: a URL, several URLs tried in turn, or full `ConnectOptions`. */
+export type ConnectionSettings = string | readonly string[] | ConnectOptions;
+
 /** The name of the default connection. */
 export const DEFAULT_CONNECTION = 'default';
 
@@ -37,7 +40,7 @@ export interface RabbitRpcModuleShared {
 /** Options of `RabbitRpcModule.forRoot`. */
 export interface RabbitRpcModuleOptions extends RabbitRpcModuleShared {
   /** The broker: a URL (or several) or full `ConnectOptions`. @default AMQP_URL, else localhost */
-  connection?: string | readonly string[] | ConnectOptions;
+  connection?: ConnectionSettings;
 }
 
 /** Options of `RabbitRpcModule.forRootAsync`: the connection settings come from a factory. */
@@ -99,6 +102,8 @@ function settings(
  * on shutdown (`app.close()`, or a signal with `enableShutdownHooks()`), after the
  * microservices have drained.
  */
+// Nest modules are classes; this one only has factories.
+// eslint-disable-next-line @typescript-eslint/no-extraneous-class
 export class RabbitRpcModule {
   static forRoot(options: RabbitRpcModuleOptions = {}): DynamicModule {
     const { connection } = options;
@@ -109,9 +114,10 @@ export class RabbitRpcModule {
   }
 
   static forRootAsync(options: RabbitRpcModuleAsyncOptions): DynamicModule {
+    // Nest calls the factory with the resolved `inject` tokens, in order.
     const factory = options.useFactory as (
       ...args: unknown[]
-    ) => ReturnType<RabbitRpcModuleAsyncOptions['useFactory']>;
+    ) => ConnectionSettings | Promise<ConnectionSettings>;
     return RabbitRpcModule.#build(
       options,
       {

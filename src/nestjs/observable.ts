@@ -1,4 +1,4 @@
-import { isObservable, type Observable, type Subscription } from 'rxjs';
+import { isObservable, Subscription, type Observable } from 'rxjs';
 
 /** What a Nest handler resolves to: an Observable (interceptors make one) or a plain value. */
 export function asObservableOrValue(result: unknown): Observable<unknown> | { value: unknown } {
@@ -17,27 +17,29 @@ export function lastValue(source: Observable<unknown>, signal: AbortSignal): Pro
       return;
     }
     let last: unknown;
-    let subscription: Subscription | undefined;
+    const subscription = new Subscription();
     const onAbort = () => {
-      subscription?.unsubscribe();
+      subscription.unsubscribe();
       reject(signal.reason as Error);
     };
     signal.addEventListener('abort', onAbort, { once: true });
-    subscription = source.subscribe({
-      next: (value) => {
-        last = value;
-      },
-      error: (error: unknown) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(error as Error);
-      },
-      complete: () => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(last);
-      },
-    });
-    // A synchronous source completes during subscribe(); nothing to clean up then.
-    if (signal.aborted) subscription.unsubscribe();
+    subscription.add(
+      source.subscribe({
+        next: (value) => {
+          last = value;
+        },
+        error: (error: unknown) => {
+          signal.removeEventListener('abort', onAbort);
+          // Whatever Nest's filters emitted (an object, a string): the caller maps it.
+          // eslint-disable-next-line @typescript-eslint/prefer-promise-reject-errors
+          reject(error);
+        },
+        complete: () => {
+          signal.removeEventListener('abort', onAbort);
+          resolve(last);
+        },
+      }),
+    );
   });
 }
 

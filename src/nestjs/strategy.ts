@@ -55,6 +55,17 @@ export interface RabbitRpcStrategyOptions extends RabbitRpcServeOptions {
   nestEnvelope?: boolean;
 }
 
+/** Options of the strategy itself, not passed on to `rpc.serve`. */
+const STRATEGY_ONLY: ReadonlySet<string> = new Set([
+  'queue',
+  'url',
+  'connection',
+  'service',
+  'validateOutput',
+  'nestEnvelope',
+  'interceptors',
+]);
+
 /** The header a rabbit-rpc caller sends when it reads a streamed reply (docs/protocol.md). */
 const STREAM_WINDOW_HEADER = 'rpc-stream-window';
 
@@ -62,7 +73,8 @@ const STREAM_WINDOW_HEADER = 'rpc-stream-window';
 export type RabbitRpcStatus = ConnectionState;
 
 /** Events of `strategy.on(...)`. */
-export type RabbitRpcEvents = Record<string, Function> & {
+// A type literal, not an interface: Nest's Server wants a Record of functions.
+export type RabbitRpcEvents = {
   state: (state: ConnectionState) => void;
 };
 
@@ -152,16 +164,10 @@ export class RabbitRpcStrategy
 
   /** Only documented serve options reach `rpc.serve`, plus the envelope bridge. */
   #serveOptions(): ServeOptions {
-    const {
-      queue: _queue,
-      url: _url,
-      connection: _connection,
-      service: _service,
-      validateOutput: _validateOutput,
-      nestEnvelope = true,
-      interceptors = [],
-      ...serve
-    } = this.#options;
+    const { nestEnvelope = true, interceptors = [] } = this.#options;
+    const serve = Object.fromEntries(
+      Object.entries(this.#options).filter(([key]) => !STRATEGY_ONLY.has(key)),
+    ) as ServeOptions;
     const bridge: ServeInterceptor[] = nestEnvelope ? [this.#envelopeBridge()] : [];
     return { ...serve, interceptors: [...interceptors, ...bridge] };
   }
@@ -335,16 +341,15 @@ export class RabbitRpcStrategy
   }
 
   /** `on('state', listener)`: the connection's state changes (`connected`, `reconnecting`, ...). */
-  on<
-    K extends keyof RabbitRpcEvents = keyof RabbitRpcEvents,
-    C extends RabbitRpcEvents[K] = RabbitRpcEvents[K],
-  >(event: K, callback: C): void {
-    if (event !== 'state')
-      throw new RpcError('INVALID_ARGUMENT', `RabbitRpcStrategy has no event "${String(event)}"`);
-    this.#stateListeners.push(callback as unknown as (state: ConnectionState) => void);
+  on(event: keyof RabbitRpcEvents, callback: RabbitRpcEvents['state']): void {
+    // JavaScript callers can pass any name.
+    if ((event as string) !== 'state')
+      throw new RpcError('INVALID_ARGUMENT', `RabbitRpcStrategy has no event "${event}"`);
+    this.#stateListeners.push(callback);
   }
 
   /** The rabbit-rpc connection (after `listen()`). */
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-parameters -- Nest's signature
   unwrap<T>(): T {
     if (!this.#connection) {
       throw new RpcError('FAILED_PRECONDITION', 'RabbitRpcStrategy is not listening yet');

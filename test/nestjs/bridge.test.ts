@@ -19,7 +19,9 @@ describe("the bridge for Nest's ClientRMQ", async () => {
     options: { urls: [AMQP_URL], queue, queueOptions: { durable: false } },
   });
   await nest.connect();
-  test.after(() => nest.close());
+  test.after(async () => {
+    await nest.close();
+  });
 
   test('ClientRMQ.send gets the reply, string and object patterns', async () => {
     assert.equal(await firstValueFrom(nest.send('add', { a: 1, b: 2 })), 3);

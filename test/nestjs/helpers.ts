@@ -35,11 +35,9 @@ export type CallByName = (
 ) => Promise<unknown>;
 
 /** A typed-service client of `queue` without a contract, so any method name is callable. */
-function untyped(rpc: RpcConnection, queue: string, options?: object): Record<string, Function> {
-  return rpc.client({ name: 'nest', queue } as never, options as never) as unknown as Record<
-    string,
-    Function
-  >;
+function untyped(rpc: RpcConnection, queue: string, options?: object): Record<string, unknown> {
+  const client: unknown = rpc.client({ name: 'nest', queue } as never, options as never);
+  return client as Record<string, unknown>;
 }
 
 /** `call(pattern, input, options)` on `queue`. */
