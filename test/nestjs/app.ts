@@ -182,7 +182,9 @@ export class MathController {
         );
   }
 
-  @EventPattern('audit')
+  // <string>: Nest 12 types a string event pattern's handler as (data, ...args: unknown[]),
+  // which refuses a typed @Ctx() parameter; the explicit type argument picks the plain overload.
+  @EventPattern<string>('audit')
   audit(@Payload() data: unknown, @Ctx() ctx: RabbitRpcContext): void {
     probe.emit('audit', data, ctx.wire);
   }
