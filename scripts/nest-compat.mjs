@@ -31,12 +31,14 @@ const PACKAGES = {
     '@nestjs/common@12.6.3',
     '@nestjs/core@12.6.3',
     '@nestjs/microservices@12.1.1',
+    '@nestjs/platform-express@12.6.3',
     '@nestjs/config@12.0.1',
   ],
   11: [
     '@nestjs/common@11.2.12',
     '@nestjs/core@11.2.12',
     '@nestjs/microservices@11.2.6',
+    '@nestjs/platform-express@11.2.12',
     '@nestjs/config@12.0.1',
   ],
 };

@@ -72,3 +72,23 @@ describe('errors of a Nest handler, as rabbit-rpc codes', async () => {
     assert.equal(error.message, 'domain: locked');
   });
 });
+
+describe('without RabbitRpcExceptionFilter', async () => {
+  const queue = uniqueQueue('nest.nofilter');
+  await startMathService(queue, {}, { filter: false });
+  const call = byName(await connectForTest(), queue);
+
+  test('RpcException({ code }) still keeps its code: Nest passes it through', async () => {
+    await rejectsWith(call('fail.rpc'), 'NOT_FOUND');
+  });
+
+  test("a guard's refusal is still PERMISSION_DENIED", async () => {
+    await rejectsWith(call('guarded', { token: 'wrong' }), 'PERMISSION_DENIED');
+  });
+
+  test('other exceptions are Nest\'s generic UNKNOWN "Internal server error"', async () => {
+    const error = await rejectsWith(call('fail.http', 404), 'UNKNOWN');
+    assert.equal(error.message, 'Internal server error');
+    await rejectsWith(call('fail.rpcerror'), 'UNKNOWN');
+  });
+});

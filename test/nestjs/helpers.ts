@@ -15,13 +15,14 @@ import { mathModule } from './app.js';
 export async function startMathService(
   queue: string,
   options: Omit<RabbitRpcStrategyOptions, 'queue' | 'url'> = {},
+  { filter = true }: { filter?: boolean } = {},
 ): Promise<{ app: INestMicroservice; strategy: RabbitRpcStrategy }> {
   const strategy = new RabbitRpcStrategy({ url: AMQP_URL, queue, ...options });
   const app = await NestFactory.createMicroservice(mathModule(AMQP_URL, queue), {
     strategy,
     logger: false,
   });
-  app.useGlobalFilters(new RabbitRpcExceptionFilter());
+  if (filter) app.useGlobalFilters(new RabbitRpcExceptionFilter());
   await app.listen();
   after(() => app.close());
   return { app, strategy };
