@@ -184,6 +184,7 @@ export class MathController {
 
   // <string>: Nest 12 types a string event pattern's handler as (data, ...args: unknown[]),
   // which refuses a typed @Ctx() parameter; the explicit type argument picks the plain overload.
+  // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-arguments -- see above
   @EventPattern<string>('audit')
   audit(@Payload() data: unknown, @Ctx() ctx: RabbitRpcContext): void {
     probe.emit('audit', data, ctx.wire);

@@ -2,6 +2,7 @@
 // app.connectMicroservice({ strategy: new RabbitRpcStrategy(...) }). The app's global filter
 // reaches the microservice with inheritAppConfig, and leaves HTTP errors to Nest.
 import assert from 'node:assert/strict';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, test } from 'node:test';
 import { Controller, Get, NotFoundException } from '@nestjs/common';
@@ -46,7 +47,8 @@ describe('a hybrid app: connectMicroservice', async () => {
   });
 
   test('HTTP requests still get Nest HTTP error responses', async () => {
-    const { port } = app.getHttpServer().address() as AddressInfo;
+    const server = app.getHttpServer() as Server;
+    const { port } = server.address() as AddressInfo;
     const response = await fetch(`http://127.0.0.1:${port}/http/missing`);
     assert.equal(response.status, 404);
     assert.deepEqual(await response.json(), {
