@@ -24,7 +24,7 @@ export interface RabbitRpcClientOptions {
    * The broker, when no `connection` is given: the client connects on first use (or
    * `connect()`) and closes its connection on `close()`.
    */
-  url?: string | readonly string[] | ConnectOptions;
+  url?: string | readonly string[] | ConnectOptions | undefined;
   /** Deadline of each call, in milliseconds. @default the connection's `defaultTimeoutMs` (30 s) */
   timeoutMs?: number;
 }

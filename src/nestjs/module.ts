@@ -6,7 +6,13 @@ import {
   type Provider,
   type ModuleMetadata,
 } from '@nestjs/common';
-import { connect, type AnyService, type ConnectOptions, type RpcConnection } from '../index.js';
+import {
+  connect,
+  type AnyService,
+  type ConnectOptions,
+  type RpcConnection,
+  type ServiceClientOptions,
+} from '../index.js';
 import { RabbitRpcClient } from './client.js';
 
 /** The broker: a URL, several URLs tried in turn, or full `ConnectOptions`. */
@@ -31,8 +37,11 @@ export interface RabbitRpcModuleShared {
   name?: string;
   /** Nest clients to provide on this connection. */
   clients?: readonly RabbitRpcProxyOptions[];
-  /** Contracts whose typed clients to provide (`@InjectServiceClient(contract, name?)`). */
-  services?: readonly AnyService[];
+  /**
+   * Contracts whose typed clients to provide (`@InjectServiceClient(contract, name?)`), each
+   * a contract, or `{ service, ...ServiceClientOptions }` (another `queue`, validation).
+   */
+  services?: ReadonlyArray<AnyService | ({ service: AnyService } & ServiceClientOptions)>;
   /** Make the providers visible to every module. @default true */
   global?: boolean;
 }
@@ -40,7 +49,7 @@ export interface RabbitRpcModuleShared {
 /** Options of `RabbitRpcModule.forRoot`. */
 export interface RabbitRpcModuleOptions extends RabbitRpcModuleShared {
   /** The broker: a URL (or several) or full `ConnectOptions`. @default AMQP_URL, else localhost */
-  connection?: ConnectionSettings;
+  connection?: ConnectionSettings | undefined;
 }
 
 /** Options of `RabbitRpcModule.forRootAsync`: the connection settings come from a factory. */
@@ -79,6 +88,11 @@ export const InjectServiceClient = (
   service: AnyService,
   name?: string,
 ): PropertyDecorator & ParameterDecorator => Inject(getServiceClientToken(service, name));
+
+/** A contract value (not `{ service, ... }`): `defineService` marks it. */
+function isServiceDefinition(value: object): value is AnyService {
+  return 'methods' in value && 'queue' in value && !('service' in value);
+}
 
 /** Closes a connection when Nest shuts down, after its microservices have drained. */
 class ConnectionCloser {
@@ -157,11 +171,12 @@ export class RabbitRpcModule {
       });
       exported.push(client.name);
     }
-    for (const service of shared.services ?? []) {
+    for (const entry of shared.services ?? []) {
+      const { service, ...clientOptions } = isServiceDefinition(entry) ? { service: entry } : entry;
       const serviceToken = getServiceClientToken(service, shared.name);
       providers.push({
         provide: serviceToken,
-        useFactory: (rpc: RpcConnection) => rpc.client(service),
+        useFactory: (rpc: RpcConnection) => rpc.client(service, clientOptions),
         inject: [token],
       });
       exported.push(serviceToken);

@@ -34,7 +34,7 @@ export interface RabbitRpcStrategyOptions extends RabbitRpcServeOptions {
    * The broker: a URL (or several), or full `ConnectOptions`. The strategy opens its own
    * connection on `listen()` and closes it on `close()`. Ignored when `connection` is given.
    */
-  url?: string | readonly string[] | ConnectOptions;
+  url?: string | readonly string[] | ConnectOptions | undefined;
   /**
    * A connection to serve on (from `RabbitRpcModule`, say). The strategy then closes only
    * its server, never the connection: its owner does.
