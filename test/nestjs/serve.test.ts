@@ -3,16 +3,23 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
-import { RpcError } from '../../src/index.js';
+import { firstValueFrom } from 'rxjs';
+import { RpcError, type RpcConnection } from '../../src/index.js';
 import { connectForTest, uniqueQueue } from '../helpers.js';
 import { probe } from './app.js';
 import { byName, rejectsWith, startMathService, streamByName } from './helpers.js';
 
 describe('RabbitRpcStrategy', async () => {
   const queue = uniqueQueue('nest.serve');
-  await startMathService(queue);
+  const { strategy } = await startMathService(queue);
   const rpc = await connectForTest();
   const math = byName(rpc, queue);
+
+  test('status and unwrap(): the rabbit-rpc connection behind the strategy', async () => {
+    assert.equal(await firstValueFrom(strategy.status), 'connected');
+    assert.equal(strategy.unwrap<RpcConnection>().state, 'connected');
+    assert.equal(strategy.queue, queue);
+  });
 
   test('@MessagePattern("add") answers a rabbit-rpc call with type "add"', async () => {
     assert.equal(await math('add', { a: 2, b: 3 }), 5);
