@@ -55,6 +55,9 @@ export interface RabbitRpcStrategyOptions extends RabbitRpcServeOptions {
   nestEnvelope?: boolean;
 }
 
+/** Nest's transport id of this strategy (`ctx.getType()` stays 'rpc'). */
+const TRANSPORT_ID = Symbol.for('rabbit-rpc');
+
 /** Options of the strategy itself, not passed on to `rpc.serve`. */
 const STRATEGY_ONLY: ReadonlySet<string> = new Set([
   'queue',
@@ -109,7 +112,7 @@ export class RabbitRpcStrategy
       throw new RpcError('INVALID_ARGUMENT', 'RabbitRpcStrategy needs a queue or a service');
     }
     this.#options = options;
-    this.transportId = Symbol.for('rabbit-rpc');
+    this.transportId = TRANSPORT_ID;
   }
 
   /** The queue this strategy consumes. */
@@ -233,17 +236,40 @@ export class RabbitRpcStrategy
       );
     }
     const context = new RabbitRpcContext([ctx, pattern, wire]);
-    if (handler.isEventHandler === true) {
-      await this.#runEventHandlers(handler, data, context);
-      return null;
-    }
-    try {
-      const result = asObservableOrValue(await handler(data, context));
-      if (!('subscribe' in result)) return result.value;
-      return streamed ? toAsyncIterable(result) : await lastValue(result, ctx.signal);
-    } catch (error) {
-      throw this.#mapError(error);
-    }
+    return this.#processing(context, async () => {
+      if (handler.isEventHandler === true) {
+        await this.#runEventHandlers(handler, data, context);
+        return null;
+      }
+      try {
+        const result = asObservableOrValue(await handler(data, context));
+        if (!('subscribe' in result)) return result.value;
+        return streamed ? toAsyncIterable(result) : await lastValue(result, ctx.signal);
+      } catch (error) {
+        throw this.#mapError(error);
+      }
+    });
+  }
+
+  /**
+   * Runs `work` inside Nest's processing hooks (`setOnProcessingStartHook`, used by tracing
+   * and request-scoped context libraries), as Nest's own transports do.
+   */
+  #processing(context: RabbitRpcContext, work: () => Promise<unknown>): Promise<unknown> {
+    const transportId = this.transportId ?? TRANSPORT_ID;
+    // Typed as always set, but Nest's Server leaves it unset until someone sets a hook.
+    const end = this.onProcessingEndHook as Server['onProcessingEndHook'] | undefined;
+    return new Promise((resolve, reject) => {
+      try {
+        this.onProcessingStartHook(transportId, context, () => {
+          const running = work();
+          running.finally(() => end?.(transportId, context)).then(resolve, reject);
+          return running;
+        });
+      } catch (error) {
+        reject(RpcError.from(error, 'INTERNAL'));
+      }
+    });
   }
 
   /** Every `@EventPattern` handler of the pattern, in turn; a failure is logged, as Nest does. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { firstValueFrom, lastValueFrom, toArray } from 'rxjs';
-import { RpcError } from '../../src/index.js';
+import { RpcError, type RpcConnection } from '../../src/index.js';
 import { RabbitRpcClient } from '../../src/nestjs/index.js';
 import { AMQP_URL, uniqueQueue } from '../helpers.js';
 import { probe } from './app.js';
@@ -25,16 +25,12 @@ describe('RabbitRpcClient', async () => {
   });
 
   test('nothing is sent until subscription (Observables are lazy)', async () => {
-    const started = once(probe, 'started:lazy');
-    const reply = client.send<string>('slow', 'lazy');
-    let sent = false;
-    probe.once('started:lazy', () => (sent = true));
-    await new Promise((resolve) => setImmediate(resolve));
-    assert.equal(sent, false);
-    const done = firstValueFrom(reply);
-    await started;
-    probe.emit('finish:lazy');
-    assert.equal(await done, 'done:lazy');
+    const rpc = client.unwrap<RpcConnection>();
+    const before = rpc.stats().calls;
+    const reply = client.send<number>('add', { a: 1, b: 1 });
+    assert.equal(rpc.stats().calls, before);
+    assert.equal(await firstValueFrom(reply), 2);
+    assert.equal(rpc.stats().calls, before + 1);
   });
 
   test('errors are RpcErrors with the server code', async () => {

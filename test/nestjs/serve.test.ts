@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { describe, test } from 'node:test';
 import { firstValueFrom } from 'rxjs';
 import { RpcError, type RpcConnection } from '../../src/index.js';
+import type { RabbitRpcContext } from '../../src/nestjs/index.js';
 import { connectForTest, uniqueQueue } from '../helpers.js';
 import { probe } from './app.js';
 import { byName, rejectsWith, startMathService, streamByName } from './helpers.js';
@@ -19,6 +20,26 @@ describe('RabbitRpcStrategy', async () => {
     assert.equal(await firstValueFrom(strategy.status), 'connected');
     assert.equal(strategy.unwrap<RpcConnection>().state, 'connected');
     assert.equal(strategy.queue, queue);
+  });
+
+  test("Nest's processing hooks wrap each request, with the RabbitRpcContext", async () => {
+    const seen: string[] = [];
+    strategy.setOnProcessingStartHook((_id, context, done) => {
+      seen.push(`start ${(context as RabbitRpcContext).getPattern()}`);
+      void done();
+    });
+    strategy.setOnProcessingEndHook((_id, context) => {
+      seen.push(`end ${(context as RabbitRpcContext).getPattern()}`);
+    });
+    try {
+      assert.equal(await math('add', { a: 1, b: 1 }), 2);
+    } finally {
+      strategy.setOnProcessingStartHook((_id, _context, done) => {
+        void done();
+      });
+      strategy.setOnProcessingEndHook(() => undefined);
+    }
+    assert.deepEqual(seen, ['start add', 'end add']);
   });
 
   test('@MessagePattern("add") answers a rabbit-rpc call with type "add"', async () => {
