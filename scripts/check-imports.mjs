@@ -4,7 +4,8 @@
 //   2. Folder boundaries (docs/architecture.md, "Target layout"): each folder imports only the
 //      folders below it; client/ and server/ never import each other; cli/ and the other
 //      extensions use only the public entry points; options/ is a leaf; transport/ is the only
-//      importer of @cloudamqp/amqp-client, otel/ the only one of @opentelemetry/*.
+//      importer of @cloudamqp/amqp-client, otel/ the only one of @opentelemetry/*, nestjs/ the
+//      only one of @nestjs/*, rxjs and reflect-metadata.
 //
 // Files still at the top of src/ are checked as if they were already in the folder the plan
 // gives them (PLANNED below), so the rules hold before, during and after the move. Imports
@@ -39,7 +40,12 @@ const KERNEL = new Set([
 const FACADE = new Set(['connection.ts', 'index.ts']);
 
 /** The public entry points (package.json `exports`): what extensions may import. */
-const PUBLIC_ENTRIES = new Set(['index.ts', 'otel/index.ts', 'testing/index.ts']);
+const PUBLIC_ENTRIES = new Set([
+  'index.ts',
+  'otel/index.ts',
+  'testing/index.ts',
+  'nestjs/index.ts',
+]);
 
 /** Where each file still at the top of src/ goes (docs/architecture.md, "Target layout"). */
 const PLANNED = {
@@ -79,6 +85,7 @@ const FOLDERS = {
   testing: { folders: ['protocol', 'options', 'transport'] },
   otel: { folders: [], public: true, packages: ['@opentelemetry/api'] },
   cli: { folders: [], public: true },
+  nestjs: { folders: [], public: true },
 };
 
 /** Folders (and new top-level folders) that see only the public entry points. */
@@ -238,6 +245,13 @@ function checkPackage(file, layer, imported) {
   }
   if (name.startsWith('@opentelemetry/') && layer !== 'otel') {
     problems.push(`${file}: only otel/ imports ${name}`);
+  }
+  // Nest and what it needs are optional peers: only the rabbit-rpc/nestjs entry loads them.
+  if (
+    (name.startsWith('@nestjs/') || name === 'rxjs' || name === 'reflect-metadata') &&
+    layer !== 'nestjs'
+  ) {
+    problems.push(`${file}: only nestjs/ imports ${name}`);
   }
 }
 
