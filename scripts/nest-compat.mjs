@@ -81,10 +81,18 @@ if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== wanted.join('\n')) {
   writeFileSync(stamp, wanted.join('\n'));
 }
 
-// Fresh copies of what the tests run.
-for (const dir of ['src', 'test', 'scripts'])
+// The example test runs the CLI (dist/cli.js), which npm test builds; build it if missing.
+if (!existsSync(path.join(root, 'dist', 'cli.js'))) {
+  run(path.join(root, 'node_modules', '.bin', 'tsup'), ['--silent'], { cwd: root });
+}
+
+// Fresh copies of what the tests run (examples/nestjs and dist/cli.js for the example test).
+for (const dir of ['src', 'test', 'scripts', 'examples', 'dist']) {
   rmSync(path.join(work, dir), { recursive: true, force: true });
+}
 cpSync(path.join(root, 'src'), path.join(work, 'src'), { recursive: true });
+cpSync(path.join(root, 'examples'), path.join(work, 'examples'), { recursive: true });
+cpSync(path.join(root, 'dist'), path.join(work, 'dist'), { recursive: true });
 cpSync(path.join(root, 'test', 'helpers.ts'), path.join(work, 'test', 'helpers.ts'));
 cpSync(path.join(root, 'test', 'nestjs'), path.join(work, 'test', 'nestjs'), { recursive: true });
 for (const file of ['nest-decorators.mjs', 'nest-decorators-hooks.mjs']) {
@@ -101,8 +109,9 @@ const versions = ['common', 'core', 'microservices']
 console.log(`== nest-compat: ${versions} (setup ${Date.now() - started} ms)`);
 
 // The types: src/nestjs and the test app against this major's declarations.
-console.log('== nest-compat: tsc -p test/nestjs');
+console.log('== nest-compat: tsc -p test/nestjs, tsc -p examples/nestjs');
 run(path.join(root, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', 'test/nestjs']);
+run(path.join(root, 'node_modules', '.bin', 'tsc'), ['--noEmit', '-p', 'examples/nestjs']);
 
 // main-entry.test.ts checks the built dist/ of the checkout: nothing of Nest's version.
 const files = readdirSync(path.join(work, 'test', 'nestjs'))
