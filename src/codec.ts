@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { RpcError, textOf, type RpcErrorCode } from './errors.js';
+import { findJsonLoss } from './json-loss.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './protocol.js';
 
 /** A message body ready to publish, with the content type that describes it. */
@@ -11,7 +12,8 @@ export interface EncodedBody {
 /**
  * Encodes a payload: bytes (`Uint8Array`, `Buffer`) travel as they are with
  * `application/octet-stream`; everything else as JSON. `undefined` becomes JSON `null`.
- * Throws an RpcError with `failCode` when the value cannot be encoded (a BigInt, a cycle).
+ * Throws an RpcError with `failCode` when JSON cannot carry the value as it is (see
+ * {@link jsonText}).
  */
 export function encodeBody(value: unknown, failCode: RpcErrorCode): EncodedBody {
   if (value instanceof Uint8Array) return { body: value, contentType: CONTENT_TYPE_BINARY };
@@ -20,16 +22,35 @@ export function encodeBody(value: unknown, failCode: RpcErrorCode): EncodedBody 
 
 /**
  * A payload's JSON text (`undefined` as `null`). Throws an RpcError with `failCode` when
- * the value cannot be encoded (a BigInt, a cycle).
+ * JSON cannot carry the value (a BigInt, a cycle), or would change it without a word (a
+ * Map or a Set as `{}`, NaN as `null`, a function left out, a class instance: json-loss.ts).
+ * `failCode` also says whose payload it is: INVALID_ARGUMENT for a request, else a reply.
  */
 export function jsonText(value: unknown, failCode: RpcErrorCode): string {
+  const whose = failCode === 'INVALID_ARGUMENT' ? 'the request' : 'the reply';
+  let text: string | undefined;
   try {
-    return stringify(value) ?? 'null';
+    text = stringify(value);
   } catch (error) {
-    throw new RpcError(failCode, `payload is not JSON-serialisable: ${messageOf(error)}`, {
+    throw new RpcError(failCode, `${whose} cannot be sent as JSON: ${messageOf(error)}`, {
       cause: error,
     });
   }
+  // A string, the most common payload, needs no walk; undefined is the "no value" payload.
+  if (typeof value !== 'string' && value !== undefined) {
+    let loss;
+    try {
+      loss = findJsonLoss(value);
+    } catch (error) {
+      // Deeper than this walk's stack allows, though JSON.stringify managed it.
+      throw new RpcError(failCode, `${whose} is nested too deeply to check`, { cause: error });
+    }
+    if (loss !== undefined) {
+      const where = loss.path === '' ? whose : `${whose}'s ${loss.path}`;
+      throw new RpcError(failCode, `${where} is ${loss.what}`, { details: { path: loss.path } });
+    }
+  }
+  return text ?? 'null';
 }
 
 /**

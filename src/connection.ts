@@ -4,8 +4,12 @@ import { ClientStream, type RpcStream } from './client-stream.js';
 import { ControlPlane } from './control.js';
 import { RpcError } from './errors.js';
 import { openLink, type ConnectionState, type Link } from './link.js';
+import { checkOptionNames } from './option-names.js';
 import {
+  BROADCAST_OPTION_NAMES,
+  CALL_OPTION_NAMES,
   checkQueueName,
+  STREAM_OPTION_NAMES,
   DEFAULT_BROADCAST_TIMEOUT_MS,
   inheritFromParent,
   resolveConnectOptions,
@@ -198,6 +202,11 @@ export class RpcConnection implements AsyncDisposable {
     const { window: requestedWindow, ...callOptions } = options;
     let window: number;
     try {
+      checkOptionNames(
+        options,
+        STREAM_OPTION_NAMES,
+        method === undefined ? 'stream()' : `${method}()`,
+      );
       window = resolveWindow(requestedWindow);
     } catch (error) {
       // Thrown by the first next(), like every other failure of the stream.
@@ -255,6 +264,7 @@ export class RpcConnection implements AsyncDisposable {
     request: unknown,
     options: BroadcastOptions = {},
   ): Promise<Array<BroadcastReply<TReply>>> {
+    checkOptionNames(options, BROADCAST_OPTION_NAMES, 'broadcast()');
     const timeoutMs = resolveTimeoutMs(options.timeoutMs, DEFAULT_BROADCAST_TIMEOUT_MS);
     const max = resolveMax(options.max);
     checkQueueName(queue);
@@ -327,6 +337,17 @@ export class RpcConnection implements AsyncDisposable {
     payload: unknown,
     options: CallOptions | undefined,
   ): Promise<unknown> {
+    if (options !== undefined) {
+      try {
+        checkOptionNames(
+          options,
+          CALL_OPTION_NAMES,
+          method === undefined ? 'call()' : `${method}()`,
+        );
+      } catch (error) {
+        return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
+      }
+    }
     if (options?.parent) {
       try {
         options = inheritFromParent(options, this.#options.defaultTimeoutMs);

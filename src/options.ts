@@ -4,6 +4,7 @@ import { RpcError } from './errors.js';
 import type { AmqpTransport } from './transport.js';
 import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
 import { safeLogger, type Logger } from './logger.js';
+import { checkOptionNames, optionNames } from './option-names.js';
 
 /** Where replies come back to the caller. docs/decisions.md explains the default. */
 export type ReplyMode = 'queue' | 'direct' | 'expiring-queue';
@@ -165,6 +166,7 @@ function resolveBatch(value: ConnectOptions['batch']): false | Required<BatchOpt
     invalid('batch must be true, false or { maxCalls, maxBytes }');
   }
   const given = value === true ? {} : value;
+  checkOptionNames(given, BATCH_OPTION_NAMES, 'batch');
   return {
     maxCalls: integer('batch.maxCalls', given.maxCalls, 64, 2, 10_000),
     maxBytes: integer('batch.maxBytes', given.maxBytes, 256 * 1024, 1_024, 16 * 1024 * 1024),
@@ -275,6 +277,86 @@ export interface ServeOptions {
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
 
+// The names of each options interface, for the run-time check of unknown options
+// (option-names.ts). `satisfies` makes the compiler keep each list equal to its interface.
+const CONNECT_OPTION_NAMES = optionNames({
+  url: true,
+  connectTimeoutMs: true,
+  heartbeatSec: true,
+  frameMax: true,
+  connectionName: true,
+  userId: true,
+  maxPayloadBytes: true,
+  defaultTimeoutMs: true,
+  publisherConfirms: true,
+  batch: true,
+  replyMode: true,
+  replyQueueExpiresMs: true,
+  signal: true,
+  tls: true,
+  reconnect: true,
+  callInterceptors: true,
+  serveInterceptors: true,
+  logger: true,
+  transport: true,
+} satisfies Record<keyof ConnectOptions, true>);
+const RECONNECT_OPTION_NAMES = optionNames({
+  initialDelayMs: true,
+  maxDelayMs: true,
+} satisfies Record<keyof ReconnectOptions, true>);
+const BATCH_OPTION_NAMES = optionNames({
+  maxCalls: true,
+  maxBytes: true,
+} satisfies Record<keyof BatchOptions, true>);
+const CALL_OPTION_NAMES_LIST = {
+  timeoutMs: true,
+  signal: true,
+  headers: true,
+  parent: true,
+  idempotent: true,
+} satisfies Record<keyof CallOptions, true>;
+/** The names of {@link CallOptions}. */
+export const CALL_OPTION_NAMES = optionNames(CALL_OPTION_NAMES_LIST);
+/** The names of {@link StreamOptions}. */
+export const STREAM_OPTION_NAMES = optionNames({
+  ...CALL_OPTION_NAMES_LIST,
+  window: true,
+} satisfies Record<keyof StreamOptions, true>);
+/** The names of {@link BroadcastOptions}. */
+export const BROADCAST_OPTION_NAMES = optionNames({
+  timeoutMs: true,
+  max: true,
+  signal: true,
+  headers: true,
+} satisfies Record<keyof BroadcastOptions, true>);
+const SERVE_OPTION_NAMES_LIST = {
+  prefetch: true,
+  declare: true,
+  durable: true,
+  autoDelete: true,
+  drainTimeoutMs: true,
+  exposeErrorStack: true,
+  requireUserId: true,
+  queueType: true,
+  deadLetterExchange: true,
+  deadLetterRoutingKey: true,
+  deliveryLimit: true,
+  queueArguments: true,
+  interceptors: true,
+  dedupe: true,
+} satisfies Record<keyof ServeOptions, true>;
+/** The names of {@link ServeOptions}, for contracts' serve options to extend. */
+export const SERVE_OPTION_NAMES = optionNames(SERVE_OPTION_NAMES_LIST);
+/** The names of {@link ServeOptions} plus `extra`. */
+export function serveOptionNamesWith(extra: Readonly<Record<string, true>>): ReadonlySet<string> {
+  return optionNames({ ...SERVE_OPTION_NAMES_LIST, ...extra });
+}
+const DEDUPE_OPTION_NAMES = optionNames({
+  maxEntries: true,
+  maxBytes: true,
+  ttlMs: true,
+} satisfies Record<keyof DedupeOptions, true>);
+
 export const CONNECT_DEFAULTS = {
   connectTimeoutMs: 10_000,
   heartbeatSec: 10,
@@ -342,11 +424,17 @@ export function resolveConnectOptions(
   input: string | ConnectOptions | undefined,
 ): ResolvedConnectOptions {
   const options: ConnectOptions = typeof input === 'string' ? { url: input } : (input ?? {});
-  if (typeof options !== 'object') invalid(`connect() takes a URL string or an options object`);
+  const untrusted: unknown = options; // JavaScript callers can pass anything
+  if (typeof untrusted !== 'object' || untrusted === null) {
+    invalid(`connect() takes a URL string or an options object`);
+  }
+  checkOptionNames(options, CONNECT_OPTION_NAMES, 'connect()');
+  const fromEnvironment = options.url === undefined && process.env['AMQP_URL'] !== undefined;
   const url = options.url ?? process.env['AMQP_URL'] ?? DEFAULT_URL;
   const urls = typeof url === 'string' ? [url] : [...url];
   if (urls.length === 0) invalid('url: give at least one broker URL');
-  for (const u of urls) checkUrl(u);
+  // A URL from the environment is named as such: the caller may never have written one.
+  for (const u of urls) checkUrl(u, fromEnvironment ? 'AMQP_URL' : 'url');
   const replyMode: unknown = options.replyMode ?? CONNECT_DEFAULTS.replyMode;
   if (replyMode !== 'queue' && replyMode !== 'direct' && replyMode !== 'expiring-queue') {
     invalid(`replyMode must be 'queue', 'direct' or 'expiring-queue'; got ${String(replyMode)}`);
@@ -405,6 +493,10 @@ export function resolveConnectOptions(
 }
 
 export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOptions {
+  const untrusted: unknown = options; // JavaScript callers can pass anything
+  if (typeof untrusted !== 'object' || untrusted === null)
+    invalid('serve() options must be an object');
+  checkOptionNames(options, SERVE_OPTION_NAMES, 'serve()');
   const queueType: unknown = options.queueType ?? 'classic';
   if (queueType !== 'classic' && queueType !== 'quorum') {
     invalid(`queueType must be 'classic' or 'quorum'; got ${String(queueType)}`);
@@ -466,6 +558,7 @@ function resolveDedupe(value: ServeOptions['dedupe']): false | Required<DedupeOp
     invalid('dedupe must be false or an object');
   }
   const defaults = SERVE_DEFAULTS.dedupe;
+  if (value !== undefined) checkOptionNames(value, DEDUPE_OPTION_NAMES, 'dedupe');
   return {
     maxEntries: integer(
       'dedupe.maxEntries',
@@ -494,19 +587,30 @@ export function checkQueueName(name: unknown): asserts name is string {
   }
 }
 
-function checkUrl(url: unknown): void {
-  if (typeof url !== 'string') invalid(`url must be a string; got ${typeof url}`);
+/**
+ * Throws INVALID_ARGUMENT unless `url` is an `amqp://` or `amqps://` URL. `label` names
+ * where it came from (`url`, `AMQP_URL`, `--url`), so that the message says what to fix.
+ */
+export function checkUrl(url: unknown, label = 'url'): asserts url is string {
+  if (typeof url !== 'string') invalid(`${label} must be a string; got ${typeof url}`);
+  const example = 'amqp://user:password@host:5672/vhost';
+  if (url.trim() === '') {
+    invalid(
+      `${label} is empty: give a broker URL such as ${example}` +
+        (label === 'AMQP_URL' ? `, or unset AMQP_URL to use ${DEFAULT_URL}` : ''),
+    );
+  }
   let parsed: URL;
   try {
     parsed = new URL(url);
   } catch {
     // Most often a user name or password with a '/', '?', '#' or '@' of its own.
     invalid(
-      `url is not a valid URL: ${redactUrl(url)} (percent-encode special characters in the user name and password: encodeURIComponent)`,
+      `${label} is not a valid URL: "${redactUrl(url)}"; expected ${example} (percent-encode special characters in the user name and password: encodeURIComponent)`,
     );
   }
   if (parsed.protocol !== 'amqp:' && parsed.protocol !== 'amqps:') {
-    invalid(`url must start with amqp:// or amqps://; got ${redactUrl(url)}`);
+    invalid(`${label} must start with amqp:// or amqps://; got "${redactUrl(url)}"`);
   }
   // An '@' after the host means the user information was cut short by an unencoded '/',
   // '?' or '#' (`amqp://user:12/34@host` parses as the host "user" and the vhost "34@host"):
@@ -514,7 +618,7 @@ function checkUrl(url: unknown): void {
   // in every error about the connection.
   if (`${parsed.pathname}${parsed.search}${parsed.hash}`.includes('@')) {
     invalid(
-      `url has an '@' after the host: ${redactUrl(url)} (percent-encode '/', '?', '#' and '@' in the user name, password and vhost: encodeURIComponent)`,
+      `${label} has an '@' after the host: ${redactUrl(url)} (percent-encode '/', '?', '#' and '@' in the user name, password and vhost: encodeURIComponent)`,
     );
   }
 }
@@ -574,8 +678,10 @@ function loginOf(url: string): string {
 function resolveReconnect(value: ConnectOptions['reconnect']): false | Required<ReconnectOptions> {
   if (value === false) return false;
   const defaults = CONNECT_DEFAULTS.reconnect;
-  if (value !== undefined && typeof value !== 'object')
+  const untrusted: unknown = value; // JavaScript callers can pass anything
+  if (untrusted !== undefined && (typeof untrusted !== 'object' || untrusted === null))
     invalid('reconnect must be false or an object');
+  if (value !== undefined) checkOptionNames(value, RECONNECT_OPTION_NAMES, 'reconnect');
   const initialDelayMs = integer(
     'reconnect.initialDelayMs',
     value?.initialDelayMs,

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { RpcError, isRpcErrorCode } from '../errors.js';
 import { checkQueueName } from '../options.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 import {
   SERVICE_MARK,
   TYPE_ONLY_MARK,
@@ -16,6 +17,11 @@ export interface DefineServiceOptions<TQueue extends string = string> {
   /** The queue the service's server consumes. @default `rpc.${name}` */
   readonly queue?: TQueue;
 }
+
+const DEFINE_OPTION_NAMES = optionNames({ queue: true } satisfies Record<
+  keyof DefineServiceOptions,
+  true
+>);
 
 const TYPE_ONLY: TypeOnly<never> = Object.freeze({ [TYPE_ONLY_MARK]: true as const });
 
@@ -76,6 +82,7 @@ export function defineService<
   methods: TMethods,
   options: DefineServiceOptions<TQueue> = {},
 ): ServiceDefinition<TName, TMethods, TQueue> {
+  checkOptionNames(options, DEFINE_OPTION_NAMES, 'defineService()');
   if (typeof name !== 'string' || name.length === 0) {
     invalid(`service name must be a non-empty string; got ${JSON.stringify(name)}`);
   }

@@ -1,4 +1,5 @@
 import { RpcError } from '../errors.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 import { checkQueueName, type CallOptions, type StreamOptions } from '../options.js';
 import { isSchema, isServiceDefinition } from './define-service.js';
 import { validationError } from './service-server.js';
@@ -75,6 +76,13 @@ type AnyClientOptions = ServiceClientOptions & {
   readonly streams?: Readonly<Partial<Record<string, boolean>>>;
 };
 
+const CLIENT_OPTION_NAMES = optionNames({
+  queue: true,
+  validateInput: true,
+  validateOutput: true,
+  streams: true,
+} satisfies Record<keyof AnyClientOptions, true>);
+
 /** What a client proxy knows about itself, under a symbol key that no method name can take. */
 interface ClientInfo {
   readonly name: string;
@@ -97,6 +105,7 @@ export function createServiceClient<S extends AnyService>(
   target: S | ServiceRef<S>,
   options: AnyClientOptions = {},
 ): ServiceClient<S> {
+  checkOptionNames(options, CLIENT_OPTION_NAMES, 'client()');
   const service = isServiceDefinition(target) ? target : undefined;
   let name: string;
   let queue: string;

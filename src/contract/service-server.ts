@@ -1,5 +1,6 @@
 import { RpcError, type RpcErrorCode } from '../errors.js';
-import type { ServeOptions } from '../options.js';
+import { checkOptionNames } from '../option-names.js';
+import { serveOptionNamesWith, type ServeOptions } from '../options.js';
 import type { Handler, HandlerContext } from '../handler.js';
 import { isSchema } from './define-service.js';
 import type {
@@ -22,6 +23,11 @@ export interface ServiceServeOptions extends ServeOptions {
    */
   validateOutput?: boolean;
 }
+
+const SERVICE_SERVE_OPTION_NAMES = serveOptionNamesWith({
+  queue: true,
+  validateOutput: true,
+} satisfies Record<Exclude<keyof ServiceServeOptions, keyof ServeOptions>, true>);
 
 /** What `rpc.serve` needs to run a service: a queue, one handler, the core options. */
 export interface ServiceServerPlan {
@@ -70,6 +76,7 @@ export function planServiceServer<S extends AnyService>(
     }
     table.set(name, { name, spec, run: run.bind(implementation) as MethodHandler });
   }
+  checkOptionNames(options, SERVICE_SERVE_OPTION_NAMES, `serve(${service.name})`);
   const { queue, validateOutput = false, ...serveOptions } = options;
   const serviceName = service.name;
 

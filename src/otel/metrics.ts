@@ -10,12 +10,18 @@ import {
 import type { RpcConnection } from '../index.js';
 import type { CallInterceptor, ServeInterceptor } from '../interceptors.js';
 import { baseAttributes, errorCode, SCOPE_NAME, type RpcInterceptors } from './shared.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /** Options of {@link metrics}. */
 export interface MetricsOptions {
   /** Where measurements go. @default the global meter provider (`metrics.setGlobalMeterProvider`) */
   meterProvider?: MeterProvider;
 }
+
+const OPTION_NAMES = optionNames({ meterProvider: true } satisfies Record<
+  keyof MetricsOptions,
+  true
+>);
 
 /** The interceptors of {@link metrics}, and `observe` for connection-level counters. */
 export interface RpcMetrics extends RpcInterceptors {
@@ -137,6 +143,7 @@ function brokerAttributes(rpc: RpcConnection): Attributes {
  * ```
  */
 export function metrics(options: MetricsOptions = {}): RpcMetrics {
+  checkOptionNames(options, OPTION_NAMES, 'metrics()');
   const meter = (options.meterProvider ?? metricsApi.getMeterProvider()).getMeter(SCOPE_NAME);
   const client = sideInstruments(meter, 'client');
   const server = sideInstruments(meter, 'server');

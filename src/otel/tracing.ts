@@ -21,6 +21,7 @@ import {
   SCOPE_NAME,
   type RpcInterceptors,
 } from './shared.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /** Options of {@link tracing}. */
 export interface TracingOptions {
@@ -33,6 +34,11 @@ export interface TracingOptions {
    */
   propagator?: TextMapPropagator;
 }
+
+const OPTION_NAMES = optionNames({ tracerProvider: true, propagator: true } satisfies Record<
+  keyof TracingOptions,
+  true
+>);
 
 type OutgoingHeaders = CallRequest['headers'];
 
@@ -117,6 +123,7 @@ function within<T>(span: Span, ctx: Context, run: () => Promise<T>): Promise<T> 
  * ```
  */
 export function tracing(options: TracingOptions = {}): RpcInterceptors {
+  checkOptionNames(options, OPTION_NAMES, 'tracing()');
   const tracer = (options.tracerProvider ?? trace.getTracerProvider()).getTracer(SCOPE_NAME);
   const propagator = options.propagator;
   const inject = (ctx: Context, headers: OutgoingHeaders): void => {

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /**
  * How a {@link FaultProxy} treats traffic:
@@ -20,6 +21,11 @@ export interface FaultProxyOptions {
   /** One-way delay added to every chunk in `'pass'` mode, in ms. @default 0 */
   latencyMs?: number;
 }
+
+const OPTION_NAMES = optionNames({ port: true, latencyMs: true } satisfies Record<
+  keyof FaultProxyOptions,
+  true
+>);
 
 /** One proxied connection: the client's socket and ours to the target. */
 interface Link {
@@ -74,6 +80,7 @@ export class FaultProxy implements AsyncDisposable {
 
   /** Starts a proxy to `target` and resolves once it listens. */
   static start(target: FaultProxyTarget, options: FaultProxyOptions = {}): Promise<FaultProxy> {
+    checkOptionNames(options, OPTION_NAMES, 'FaultProxy.start()');
     const resolvedTarget = resolveTarget(target);
     const latencyMs = checkLatency(options.latencyMs ?? 0);
     const server = net.createServer({ noDelay: true });

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { amqpAnswers, freePort, portAnswers } from './ports.js';
 import { createTestCertificates } from './tls.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /** Why a private broker could not do what was asked. */
 export type PrivateBrokerErrorCode =
@@ -68,6 +69,20 @@ export type PrivateClusterOptions = Omit<PrivateBrokerOptions, 'amqpPort' | 'nam
 export type PrivateBrokerState = 'running' | 'frozen' | 'stopped' | 'closed';
 
 const DEFAULT_BIN_DIR = '/usr/lib/rabbitmq/bin';
+
+const CLUSTER_OPTION_NAMES_LIST = {
+  baseDir: true,
+  config: true,
+  startTimeoutMs: true,
+  rabbitmqBinDir: true,
+} satisfies Record<keyof PrivateClusterOptions, true>;
+const CLUSTER_OPTION_NAMES = optionNames(CLUSTER_OPTION_NAMES_LIST);
+const BROKER_OPTION_NAMES = optionNames({
+  ...CLUSTER_OPTION_NAMES_LIST,
+  amqpPort: true,
+  name: true,
+  tls: true,
+} satisfies Record<keyof PrivateBrokerOptions, true>);
 const DIR_PREFIX = 'rabbit-rpc-broker-';
 const STOP_TIMEOUT_MS = 30_000;
 
@@ -483,6 +498,7 @@ export class PrivateBroker implements AsyncDisposable {
 export async function startPrivateBroker(
   options: PrivateBrokerOptions = {},
 ): Promise<PrivateBroker> {
+  checkOptionNames(options, BROKER_OPTION_NAMES, 'startPrivateBroker()');
   const shared = await Shared.create(options);
   try {
     const name = options.name ?? `rpc${randomBytes(3).toString('hex')}`;
@@ -550,6 +566,7 @@ export async function startPrivateCluster(
   size = 3,
   options: PrivateClusterOptions = {},
 ): Promise<PrivateCluster> {
+  checkOptionNames(options, CLUSTER_OPTION_NAMES, 'startPrivateCluster()');
   if (!Number.isInteger(size) || size < 1)
     throw new TypeError('cluster size must be a positive integer');
   const shared = await Shared.create(options);
