@@ -13,6 +13,9 @@ function copyLicence(): void {
   copyFileSync('node_modules/@cloudamqp/amqp-client/LICENSE', 'dist/LICENSE.amqp-client');
 }
 
+// keepNames: esbuild renames a class with static members (RpcError becomes `_RpcError`), and
+// Node prints an error by its constructor's name: users must see `RpcError: ...`.
+
 export default defineConfig([
   {
     entry: {
@@ -26,6 +29,7 @@ export default defineConfig([
     dts: { compilerOptions: { stripInternal: true } },
     sourcemap: true,
     clean: true,
+    keepNames: true,
     target: 'node20',
     noExternal: bundled,
     onSuccess: () => {
@@ -37,6 +41,7 @@ export default defineConfig([
     entry: { cli: 'src/cli/main.ts' },
     format: ['esm'],
     sourcemap: true,
+    keepNames: true,
     target: 'node20',
     noExternal: bundled,
     banner: { js: '#!/usr/bin/env node' },

@@ -597,7 +597,7 @@ export function checkUrl(url: unknown, label = 'url'): asserts url is string {
   if (url.trim() === '') {
     invalid(
       `${label} is empty: give a broker URL such as ${example}` +
-        (label === 'AMQP_URL' ? `, or unset AMQP_URL to use ${DEFAULT_URL}` : ''),
+        (label === 'AMQP_URL' ? `, or unset AMQP_URL to use ${redactUrl(DEFAULT_URL)}` : ''),
     );
   }
   let parsed: URL;

@@ -583,7 +583,7 @@ export class RpcServer implements AsyncDisposable {
         closeIterable(result);
         throw new RpcError(
           'FAILED_PRECONDITION',
-          'this handler streams its reply: call it with stream() (a request header rpc-stream-window)',
+          'this handler streams its reply: read it with stream() (from the command line: rabbit-rpc call --stream)',
         );
       }
       return new Replied(this.#encodeReply(result), undefined, false);

@@ -1,6 +1,7 @@
 import { Buffer } from 'node:buffer';
 import { parseArgs } from 'node:util';
 import { CONNECT_DEFAULTS } from '../index.js';
+import { closestName } from '../option-names.js';
 import type { PhaseLimit } from './bench-load.js';
 
 /** The commands of the `rabbit-rpc` CLI. */
@@ -100,6 +101,11 @@ export interface DemoArgs {
 export interface HelpArgs {
   readonly command: 'help';
   readonly topic: CommandName | undefined;
+  /**
+   * `rabbit-rpc` with nothing after it: the help goes to stderr and the exit code is 2, so
+   * that a script whose command came out empty still fails.
+   */
+  readonly missingCommand?: true;
 }
 
 export interface VersionArgs {
@@ -121,18 +127,19 @@ const MAX_BROADCAST_REPLIES = 1_000_000;
  */
 export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
   const [first, ...rest] = argv;
-  if (first === undefined) throw new UsageError('missing command');
+  if (first === undefined) return { command: 'help', topic: undefined, missingCommand: true };
   if (first === '--help' || first === '-h') return { command: 'help', topic: undefined };
   if (first === '--version' || first === '-v') return { command: 'version' };
   if (first === 'help') {
     const topic = rest[0];
     if (topic === undefined) return { command: 'help', topic: undefined };
-    if (!isCommand(topic)) throw new UsageError(`unknown command "${topic}"`);
+    if (!isCommand(topic)) throw unknownCommand(topic);
     return { command: 'help', topic };
   }
   if (!isCommand(first)) {
+    if (!first.startsWith('-')) throw unknownCommand(first);
     throw new UsageError(
-      first.startsWith('-') ? `unknown option "${first}"` : `unknown command "${first}"`,
+      `unknown option ${first}: options go after the command, e.g. rabbit-rpc call <queue> <json> --timeout-ms 5000`,
     );
   }
   switch (first) {
@@ -353,19 +360,67 @@ function parse(
   args: string[],
   options: OptionSpec,
 ): { values: ParsedValues; positionals: string[] } {
-  try {
-    const { values, positionals } = parseArgs({
-      args,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
-      allowPositionals: true,
-      strict: true,
-    });
-    return { values, positionals };
-  } catch (error) {
-    // parseArgs explains unknown flags and missing values well: keep its first line.
-    const message = error instanceof Error ? error.message : String(error);
-    throw new UsageError(message.split('\n')[0] ?? message, command);
+  const spec: OptionSpec = { ...options, help: { type: 'boolean', short: 'h' } };
+  // Not strict: parseArgs' own messages quote its internals ("argument is ambiguous" for
+  // `--timeout-ms -5`). Its tokens are checked here instead, in the CLI's words.
+  const { tokens, positionals } = parseArgs({
+    args,
+    options: spec,
+    allowPositionals: true,
+    strict: false,
+    tokens: true,
+  });
+  const values: ParsedValues = {};
+  for (const token of tokens) {
+    if (token.kind !== 'option') continue;
+    const option = Object.hasOwn(spec, token.name) ? spec[token.name] : undefined;
+    if (option === undefined) throw unknownFlag(command, token.rawName, spec);
+    const flag = `--${token.name}`;
+    if (option.type === 'string' && token.value === undefined) {
+      throw new UsageError(`${flag} needs a value: ${flag} <${valueName(token.name)}>`, command);
+    }
+    if (option.type === 'boolean' && token.inlineValue === true) {
+      throw new UsageError(`${flag} takes no value: write ${flag} alone`, command);
+    }
+    values[token.name] = token.value ?? true;
   }
+  return { values, positionals };
+}
+
+/** What the value of a flag is, for messages: `--timeout-ms <n>`, `--url <url>`. */
+const VALUE_NAMES: Readonly<Record<string, string>> = {
+  url: 'url',
+  module: 'file',
+  method: 'name',
+};
+
+function valueName(flag: string): string {
+  return VALUE_NAMES[flag] ?? 'n';
+}
+
+function unknownFlag(command: CommandName, raw: string, spec: OptionSpec): UsageError {
+  if (/^-\d/.test(raw)) {
+    return new UsageError(
+      `${raw} is read as an option: put a JSON value that starts with "-" after --, e.g. rabbit-rpc ${command} <queue> -- ${raw}`,
+      command,
+    );
+  }
+  const flags = Object.keys(spec).map((name) => `--${name}`);
+  const suggestion = closestName(raw.startsWith('--') ? raw : `--${raw.replace(/^-/, '')}`, flags);
+  const hint =
+    suggestion === undefined
+      ? `; its options are ${flags.join(', ')}`
+      : `: did you mean ${suggestion}?`;
+  return new UsageError(`${command} has no option ${raw}${hint}`, command);
+}
+
+function unknownCommand(name: string): UsageError {
+  const suggestion = closestName(name, COMMANDS);
+  const hint =
+    suggestion === undefined
+      ? `; the commands are ${COMMANDS.join(', ')}`
+      : `: did you mean ${suggestion}?`;
+  return new UsageError(`unknown command "${name}"${hint}`);
 }
 
 function isCommand(name: string): name is CommandName {

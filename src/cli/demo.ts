@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, RpcError, type HandlerContext, type RpcConnection } from '../index.js';
+import { RpcError, type HandlerContext, type RpcConnection } from '../index.js';
 import type { DemoArgs } from './args.js';
+import { openDemoBroker, type DemoBroker } from './demo-broker.js';
 import { brokerUrl, EXIT, formatJson, formatMs, paint, reportConnectError } from './output.js';
 
 /** How a demo call is expected to end: a reply, or an error with this code. */
@@ -19,12 +20,14 @@ interface DemoCall {
  */
 export async function runDemo(args: DemoArgs): Promise<number> {
   const url = brokerUrl(args.url);
-  let rpc: RpcConnection;
+  let broker: DemoBroker;
   try {
-    rpc = await connect({ url, connectionName: 'rabbit-rpc demo', reconnect: false });
+    broker = await openDemoBroker(url, (line) => process.stdout.write(`${line}\n`));
   } catch (error) {
     return reportConnectError(error, url);
   }
+  const rpc: RpcConnection = broker.rpc;
+  if (broker.kind !== 'given') process.stdout.write('\n');
   const queue = `rabbit-rpc.demo.${randomBytes(4).toString('hex')}`;
   let surprises = 0;
   const show = async (call: DemoCall, indent = ''): Promise<void> => {
@@ -50,7 +53,8 @@ export async function runDemo(args: DemoArgs): Promise<number> {
 
   try {
     await rpc.serve(queue, demoHandler, { autoDelete: true });
-    process.stdout.write(`Connected to ${rpc.url}; serving the demo queue "${queue}".\n\n`);
+    const where = broker.kind === 'memory' ? 'the in-memory broker' : rpc.url;
+    process.stdout.write(`Connected to ${where}; serving the demo queue "${queue}".\n\n`);
 
     process.stdout.write('One call (the first one also opens the reply queue):\n');
     await show({ label: '  call "Hello World"', request: 'Hello World', expect: 'reply' });
@@ -91,7 +95,7 @@ export async function runDemo(args: DemoArgs): Promise<number> {
     process.stderr.write(`${error.code}: ${error.message}\n`);
     surprises++;
   } finally {
-    await rpc.close();
+    await broker.close();
   }
   process.stdout.write(
     surprises === 0

@@ -6,15 +6,33 @@ import { runCall } from './call.js';
 import { runDemo } from './demo.js';
 import { helpText } from './help.js';
 import { runPing } from './ping.js';
-import { EXIT, exitCodeFor, packageVersion, printRpcError, printUsageError } from './output.js';
+import {
+  brokerUrlProblem,
+  EXIT,
+  exitCodeFor,
+  packageVersion,
+  printRpcError,
+  printUsageError,
+} from './output.js';
 import { runServe } from './serve.js';
 
 /** Runs one command line and resolves with the process exit code. Never rejects. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
     const parsed = parseCommandLine(argv);
+    if ('url' in parsed) {
+      const problem = brokerUrlProblem(parsed.url);
+      if (problem !== undefined) {
+        printRpcError(problem);
+        return EXIT.USAGE;
+      }
+    }
     switch (parsed.command) {
       case 'help':
+        if (parsed.missingCommand) {
+          process.stderr.write(helpText(undefined));
+          return EXIT.USAGE;
+        }
         process.stdout.write(helpText(parsed.topic));
         return EXIT.OK;
       case 'version':

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { RpcError } from '../index.js';
-import { redactUrl } from '../options.js';
+import { checkUrl, redactUrl } from '../options.js';
 
 /** Exit codes of every command; docs/cli.md documents them for scripts. */
 export const EXIT = {
@@ -26,6 +26,22 @@ export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
 
 export function brokerUrl(url: string | undefined): string {
   return url ?? process.env['AMQP_URL'] ?? DEFAULT_URL;
+}
+
+/**
+ * What is wrong with the broker URL a command would use, named after where it came from
+ * (`--url`, else `AMQP_URL`): "AMQP_URL is empty" rather than "url is not a valid URL: ".
+ * Undefined when it is fine.
+ */
+export function brokerUrlProblem(url: string | undefined): RpcError | undefined {
+  const fromEnvironment = process.env['AMQP_URL'];
+  try {
+    if (url !== undefined) checkUrl(url, '--url');
+    else if (fromEnvironment !== undefined) checkUrl(fromEnvironment, 'AMQP_URL');
+    return undefined;
+  } catch (error) {
+    return RpcError.from(error, 'INVALID_ARGUMENT');
+  }
 }
 
 /** The exit code for an error the library raised. */

@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { RpcError } from '../index.js';
 import { forceClose, fromAmqpError, openAmqp, replyCodeOf } from '../amqp.js';
-import { resolveConnectOptions } from '../options.js';
+import { MAX_TIMEOUT_MS, resolveConnectOptions } from '../options.js';
 import type { AmqpClientLike } from '../transport.js';
 import type { PingArgs } from './args.js';
 import {
@@ -37,22 +37,32 @@ export async function runPing(args: PingArgs): Promise<number> {
   const interrupt = interruptSignal();
   let client: AmqpClientLike | undefined;
   try {
-    // One budget for everything: connecting (bounded by connectTimeoutMs), then the look-ups.
+    // One budget for everything, connecting included: running out of it is
+    // DEADLINE_EXCEEDED (exit 4) wherever it happens, never "no broker answered" (exit 3,
+    // which is for a refused or failed connection).
     const deadline = performance.now() + timeoutMs;
     try {
       const options = resolveConnectOptions({
         url,
-        connectTimeoutMs: timeoutMs,
+        // The library's own connect timeout would be UNAVAILABLE: ours fires first.
+        connectTimeoutMs: Math.min(MAX_TIMEOUT_MS, timeoutMs + 1_000),
         connectionName: 'rabbit-rpc ping',
       });
       const opening = openAmqp(url, options);
-      client = await bounded(opening, interrupt.signal, undefined).catch((error: unknown) => {
-        // Interrupted while connecting: a connection that opens later is dropped at once.
-        opening.then(forceClose, () => undefined);
-        throw error;
-      });
+      client = await bounded(opening, interrupt.signal, timeoutMs, timeoutMs).catch(
+        (error: unknown) => {
+          // Interrupted or out of time while connecting: a connection that opens later is
+          // dropped at once.
+          opening.then(forceClose, () => undefined);
+          throw error;
+        },
+      );
     } catch (error) {
       if (interrupt.signal.aborted) return EXIT.INTERRUPTED;
+      if (error instanceof RpcError && error.code === 'DEADLINE_EXCEEDED') {
+        printRpcError(error);
+        return EXIT.DEADLINE_EXCEEDED;
+      }
       return reportConnectError(error, url);
     }
     const candidates = args.target.includes('.')
@@ -61,7 +71,7 @@ export async function runPing(args: PingArgs): Promise<number> {
     let found: QueueInfo | undefined;
     try {
       const remaining = Math.max(1, Math.ceil(deadline - performance.now()));
-      found = await bounded(findQueue(client, candidates), interrupt.signal, remaining);
+      found = await bounded(findQueue(client, candidates), interrupt.signal, remaining, timeoutMs);
     } catch (thrown) {
       const error = RpcError.from(thrown, 'UNAVAILABLE');
       printRpcError(error);
@@ -179,12 +189,14 @@ function vhostOf(url: string): string {
 
 /**
  * `promise`, unless `signal` aborts first (CANCELLED) or, with `timeoutMs`, that passes first
- * (DEADLINE_EXCEEDED). The caller disposes of what an abandoned promise yields.
+ * (DEADLINE_EXCEEDED, saying the whole `budgetMs` the user gave, not what was left of it).
+ * The caller disposes of what an abandoned promise yields.
  */
 async function bounded<T>(
   promise: Promise<T>,
   signal: AbortSignal,
   timeoutMs: number | undefined,
+  budgetMs = timeoutMs,
 ): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
@@ -192,7 +204,7 @@ async function bounded<T>(
     if (timeoutMs !== undefined) {
       timer = setTimeout(() => {
         reject(
-          new RpcError('DEADLINE_EXCEEDED', `the broker did not answer within ${timeoutMs} ms`),
+          new RpcError('DEADLINE_EXCEEDED', `the broker did not answer within ${budgetMs} ms`),
         );
       }, timeoutMs);
     }

@@ -87,7 +87,7 @@ export function planServiceServer<S extends AnyService>(
       throw new RpcError(
         'UNIMPLEMENTED',
         methodName === undefined
-          ? `service "${serviceName}" needs a method name in the AMQP type property`
+          ? `service "${serviceName}" needs a method name: call it with rpc.client(service) (from the command line: rabbit-rpc call --method <name>)`
           : `service "${serviceName}" has no method "${methodName}"`,
         { details: { service: serviceName, method: methodName ?? null } },
       );

@@ -50,7 +50,6 @@ describe('help, version and usage errors', () => {
   });
 
   const usageErrors: Array<[string, string[]]> = [
-    ['no command', []],
     ['an unknown command', ['frobnicate']],
     ['an unknown top-level flag', ['--frobnicate']],
     ['an unknown flag of call', ['call', 'q', '1', '--frobnicate']],
@@ -405,11 +404,5 @@ describe('demo', () => {
     assert.equal(result.stdout.match(/\(\d+\.\d ms\)/g)?.length, 10);
     assert.doesNotMatch(result.stdout, /unexpected/);
     assert.doesNotMatch(result.stdout, /guest:guest/);
-  });
-
-  test('no broker: UNAVAILABLE, exit 3, with the hint', async () => {
-    const result = await runCli(['demo'], { AMQP_URL: UNREACHABLE });
-    assert.equal(result.code, EXIT.UNAVAILABLE);
-    assert.match(result.stderr, /No RabbitMQ answered at/);
   });
 });
