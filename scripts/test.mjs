@@ -13,11 +13,13 @@
 // The output ends with node's test runner summary (`# pass N`, `# fail N`).
 import { Buffer } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeLeftovers, findLeftovers } from './leftovers.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SUITES = [
@@ -247,11 +249,34 @@ async function main() {
   args.push(...files);
   const env = { ...process.env };
   if (broker.url) env.AMQP_URL = broker.url;
+  // Every queue the tests create carries the run id; the ledger lists them (leftovers.mjs).
+  const runId = `r${randomBytes(4).toString('hex')}`;
+  const ledgerDir = mkdtempSync(path.join(os.tmpdir(), 'rabbit-rpc-test-ledger-'));
+  env.RABBIT_RPC_TEST_RUN = runId;
+  env.RABBIT_RPC_TEST_LEDGER = path.join(ledgerDir, 'created');
   console.log(
     `== tests: ${files.length} files (${[...suitesInUse].join(', ')}), concurrency ${concurrency}, ` +
       `timeout ${timeoutMs / 1000} s per test; setup took ${Date.now() - started} ms`,
   );
-  const code = await run(process.execPath, args, { env });
+  let code = await run(process.execPath, args, { env });
+  if (needsBroker && broker.url) {
+    const found = await findLeftovers({
+      url: broker.url,
+      runId,
+      ledger: env.RABBIT_RPC_TEST_LEDGER,
+      rabbitmqctl: 'rabbitmqctl',
+    }).catch((error) => {
+      console.error(`scripts/test.mjs: the check for leftovers failed: ${error}`);
+      return { how: 'nothing', queues: [`(unchecked: ${error})`], exchanges: [] };
+    });
+    const report = describeLeftovers(found);
+    if (report === '') console.log(`== leftovers: none (run ${runId}, checked with ${found.how})`);
+    else {
+      console.error(report);
+      if (code === 0) code = 1;
+    }
+  }
+  rmSync(ledgerDir, { recursive: true, force: true });
   await stopBroker();
   process.exit(code);
 }

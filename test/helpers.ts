@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { after } from 'node:test';
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
 import {
@@ -13,22 +14,64 @@ import {
 /** The broker the integration tests use; scripts/test.mjs sets it when it starts one. */
 export const AMQP_URL = process.env['AMQP_URL'] ?? 'amqp://guest:guest@localhost:5672';
 
-const createdQueues: string[] = [];
+/**
+ * This test run's id. Every queue the tests create on the shared broker carries it, so that
+ * the check after the suite (scripts/leftovers.mjs) can tell this run's leftovers from what
+ * other runs and programs have on the same broker. scripts/test.mjs sets it for the whole
+ * run; a file run on its own gets one of its own.
+ */
+export const RUN_ID = process.env['RABBIT_RPC_TEST_RUN'] ?? `r${randomBytes(4).toString('hex')}`;
 
-/** A queue name no other test (or earlier run) uses; deleted when the test file ends. */
+/** Where scripts/test.mjs wants the names of created queues (one `queue <name>` a line). */
+const LEDGER = process.env['RABBIT_RPC_TEST_LEDGER'];
+
+const createdQueues = new Set<string>();
+
+/**
+ * Records `queue` as created by this test file: it is deleted when the file's process is
+ * about to exit (after every test and hook, so no server of the file can declare it again),
+ * and the check after the suite looks for it. For queues the library names, such as a
+ * service's `rpc.<name>`.
+ */
+export function deleteAtExit(queue: string): string {
+  if (createdQueues.size === 0) process.once('beforeExit', () => void deleteCreatedQueues());
+  createdQueues.add(queue);
+  if (LEDGER !== undefined) appendFileSync(LEDGER, `queue ${queue}\n`);
+  return queue;
+}
+
+/** A queue name no other test (or run) uses, carrying the run id; deleted at exit. */
 export function uniqueQueue(prefix: string): string {
-  if (createdQueues.length === 0) after(deleteCreatedQueues);
-  const name = `test.${prefix}.${randomBytes(4).toString('hex')}`;
-  createdQueues.push(name);
+  return deleteAtExit(`test.${prefix}.${RUN_ID}.${randomBytes(4).toString('hex')}`);
+}
+
+/**
+ * A service name (no dots) no other test uses, for `defineService(name, ...)` with the
+ * default queue `rpc.<name>`, which is deleted at exit.
+ */
+export function uniqueServiceName(prefix: string): string {
+  const name = `test-${prefix}-${RUN_ID}-${randomBytes(4).toString('hex')}`;
+  deleteAtExit(`rpc.${name}`);
   return name;
 }
 
 async function deleteCreatedQueues(): Promise<void> {
   const client = new AMQPClient(AMQP_URL);
-  await client.connect();
-  const channel = await client.channel();
-  for (const name of createdQueues.splice(0)) await channel.queueDelete(name);
-  await client.close();
+  try {
+    await client.connect();
+  } catch {
+    // No shared broker (a file whose queues live on a private one): nothing to delete here.
+    return;
+  }
+  try {
+    const channel = await client.channel();
+    for (const name of createdQueues) await channel.queueDelete(name);
+    createdQueues.clear();
+    await client.close();
+  } catch (error) {
+    // The check after the suite reports what is left; say why here.
+    process.stderr.write(`test/helpers.ts: deleting this file's queues failed: ${String(error)}\n`);
+  }
 }
 
 /** Connects to the test broker and closes the connection when the test file ends. */

@@ -123,7 +123,14 @@ async function demoHandler(request: unknown, ctx: HandlerContext): Promise<unkno
       return a / b;
     }
     if ('sleepMs' in request && typeof request.sleepMs === 'number') {
-      await sleep(request.sleepMs, undefined, { signal: ctx.signal });
+      try {
+        await sleep(request.sleepMs, undefined, { signal: ctx.signal });
+      } catch (error) {
+        // The deadline passed: say so (DEADLINE_EXCEEDED, the signal's reason) rather than
+        // "The operation was aborted", should this reply reach the caller before its timer.
+        ctx.signal.throwIfAborted();
+        throw error;
+      }
       return `slept ${request.sleepMs} ms`;
     }
   }

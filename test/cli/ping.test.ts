@@ -6,7 +6,7 @@ import { connect as connectTcp, createServer, type Socket } from 'node:net';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { connect, defineService, method, type RpcConnection } from '../../src/index.js';
-import { AMQP_URL, connectForTest, deferred, uniqueQueue } from '../helpers.js';
+import { AMQP_URL, connectForTest, deferred, uniqueQueue, uniqueServiceName } from '../helpers.js';
 import { EXIT, requireBuiltCli, runCli, runToEnd, startCli } from './child.js';
 
 before(() => requireBuiltCli());
@@ -100,7 +100,7 @@ describe('ping', () => {
 
   describe('a service name', () => {
     // No dot: a service name; its queue is the default rpc.<name>.
-    const name = `cliping${randomBytes(4).toString('hex')}`;
+    const name = uniqueServiceName('cliping');
     const service = defineService(name, { hello: method<null, string>() });
 
     let rpc: RpcConnection | undefined;

@@ -14,7 +14,13 @@ import {
   type ServiceImplementation,
   type StandardSchemaV1,
 } from '../../src/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  connectForTest,
+  deferred,
+  failOnUnhandled,
+  uniqueQueue,
+  uniqueServiceName,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -394,7 +400,7 @@ describe('service contracts: clients from a type-only import', () => {
 
   test('the default queue follows the name', async () => {
     const rpc = await connectForTest();
-    const name = uniqueQueue('svc').replaceAll('.', '-');
+    const name = uniqueServiceName('svc');
     const service = defineService(name, { ping: method<undefined, 'pong'>() });
     await rpc.serve(service, { ping: () => 'pong' });
     const client = rpc.client<typeof service>(name);

@@ -3,7 +3,13 @@ import { describe, test } from 'node:test';
 import { DataPointType, type Histogram, type MetricData } from '@opentelemetry/sdk-metrics';
 import { defineService, method, RpcError, type RpcConnection } from '../../src/index.js';
 import { DURATION_BUCKETS } from '../../src/otel/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  connectForTest,
+  deferred,
+  failOnUnhandled,
+  uniqueQueue,
+  uniqueServiceName,
+} from '../helpers.js';
 import { count, measured, points, total } from './otel-helpers.js';
 
 failOnUnhandled();
@@ -139,7 +145,7 @@ describe('metrics', () => {
   test("service calls are measured per queue/method; serve()'s own interceptors work too", async () => {
     const { measure, read } = measured();
     const rpc = await connectForTest({ callInterceptors: [measure.call] });
-    const name = uniqueQueue('otel-metrics-svc').replaceAll('.', '-');
+    const name = uniqueServiceName('otel-metrics-svc');
     const service = defineService(name, { ping: method<undefined, 'pong'>() });
     await rpc.serve(service, { ping: () => 'pong' }, { interceptors: [measure.serve] });
     assert.equal(await rpc.client(service).ping(), 'pong');

@@ -24,7 +24,13 @@ import {
   type RpcConnection,
 } from '../../src/index.js';
 import { tracing } from '../../src/otel/index.js';
-import { connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  connectForTest,
+  deferred,
+  failOnUnhandled,
+  uniqueQueue,
+  uniqueServiceName,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -211,7 +217,7 @@ describe('tracing', () => {
 
   test('service calls are named queue/method', async () => {
     const rpc = await tracedConnection();
-    const name = uniqueQueue('otel-svc').replaceAll('.', '-');
+    const name = uniqueServiceName('otel-svc');
     const service = defineService(name, { ping: method<undefined, 'pong'>() });
     await rpc.serve(service, { ping: () => 'pong' });
     assert.equal(await rpc.client(service).ping(), 'pong');
