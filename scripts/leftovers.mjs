@@ -26,8 +26,8 @@ const SETTLE_MS = 5_000;
  * The names holding `runId` still on the broker at `url`, after up to SETTLE_MS of waiting
  * for them to go: `{ how, queues, exchanges }`, `how` saying which way they were found.
  */
-export async function findLeftovers({ url, runId, ledger, rabbitmqctl }) {
-  const deadline = Date.now() + SETTLE_MS;
+export async function findLeftovers({ url, runId, ledger, rabbitmqctl, settleMs = SETTLE_MS }) {
+  const deadline = Date.now() + settleMs;
   for (;;) {
     const found = await lookOnce({ url, runId, ledger, rabbitmqctl });
     const left = found.queues.length + found.exchanges.length;
