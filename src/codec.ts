@@ -55,7 +55,7 @@ export function jsonText(value: unknown, failCode: RpcErrorCode): string {
 
 /**
  * Decodes a received body by its content type. A missing content type means JSON, so
- * plain clients such as the seed's pika code interoperate. An empty body is `undefined`.
+ * plain clients such as RabbitMQ's RPC tutorial's pika code interoperate. An empty body is `undefined`.
  * Throws an RpcError with `failCode` when the body does not decode.
  */
 export function decodeBody(

@@ -54,7 +54,7 @@ export interface ConnectOptions {
    */
   batch?: boolean | BatchOptions;
   /**
-   * `'queue'`: one exclusive, server-named reply queue per connection (the seed's way).
+   * `'queue'`: one exclusive, server-named reply queue per connection (as in RabbitMQ's RPC tutorial).
    * `'direct'`: RabbitMQ's Direct Reply-to pseudo-queue, no queue declared.
    * `'expiring-queue'`: a named reply queue that outlives a short disconnect (deleted by the
    * broker `replyQueueExpiresMs` after its consumer is gone): calls pending across a
@@ -230,7 +230,7 @@ export interface ServeOptions {
   prefetch?: number;
   /** Declare the queue if it does not exist. `false` uses an existing queue as is. @default true */
   declare?: boolean;
-  /** Declare the queue durable (survives broker restarts). @default false, as in the seed */
+  /** Declare the queue durable (survives broker restarts). @default false, as in RabbitMQ's RPC tutorial */
   durable?: boolean;
   /** Declare the queue auto-delete: the broker deletes it when its last consumer goes. @default false */
   autoDelete?: boolean;

@@ -106,7 +106,7 @@ export async function runDemo(args: DemoArgs): Promise<number> {
 }
 
 /**
- * The demo's handler: a string gets the seed's `Processed: ...`; `{divide: [a, b]}`
+ * The demo's handler: a string gets `Processed: ...`, as the RabbitMQ RPC tutorial's server answers; `{divide: [a, b]}`
  * divides (b = 0 throws INVALID_ARGUMENT); `{sleepMs: n}` sleeps, stopping early when the
  * caller's deadline passes (ctx.signal).
  */
