@@ -6,6 +6,8 @@ import { createServer, type Socket } from 'node:net';
 import { before, describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import { fileURLToPath } from 'node:url';
+import { defineService, method } from '../../src/index.js';
+import { connectForTest, uniqueQueue, uniqueServiceName } from '../helpers.js';
 import { EXIT, requireBuiltCli, runCli } from './child.js';
 
 const UNREACHABLE = 'amqp://guest:s3cret@127.0.0.1:1';
@@ -133,5 +135,30 @@ describe('RpcError is named RpcError in every build', () => {
       RpcError: new (c: 'NOT_FOUND', m: string) => Error;
     };
     check(cjs.RpcError);
+  });
+});
+
+describe('hints name the CLI flags, not protocol headers', () => {
+  test('a streaming handler called without --stream: add --stream', async () => {
+    const rpc = await connectForTest();
+    const queue = uniqueQueue('cli.hint.stream');
+    // A handler that returns an AsyncIterable streams its reply.
+    await rpc.serve(queue, () => ({
+      [Symbol.asyncIterator]: () => ({ next: () => Promise.resolve({ done: true, value: 1 }) }),
+    }));
+    const result = await runCli(['call', queue, 'null']);
+    assert.equal(result.code, EXIT.ERROR, result.stderr);
+    assert.match(result.stderr, /^FAILED_PRECONDITION: .*rabbit-rpc call --stream/);
+    assert.doesNotMatch(result.stderr, /rpc-stream-window/);
+  });
+
+  test('a service called without --method: name one with --method', async () => {
+    const rpc = await connectForTest();
+    const service = defineService(uniqueServiceName('clihint'), { ping: method<null, 'pong'>() });
+    await rpc.serve(service, { ping: () => 'pong' as const });
+    const result = await runCli(['call', service.queue, 'null']);
+    assert.equal(result.code, EXIT.ERROR, result.stderr);
+    assert.match(result.stderr, /^UNIMPLEMENTED: .*rabbit-rpc call --method <name>/);
+    assert.doesNotMatch(result.stderr, /type property/);
   });
 });
