@@ -34,6 +34,7 @@ const KERNEL = new Set([
   'interceptors.ts',
   'within.ts',
   'timers.ts',
+  'option-names.ts',
 ]);
 
 /** The composition root and the public entry points: above every folder. */
@@ -57,6 +58,7 @@ const PLANNED = {
   'caller.ts': 'client',
   'client-stream.ts': 'client',
   'codec.ts': 'protocol',
+  'json-loss.ts': 'protocol',
   'control.ts': 'control',
   'dedupe-cache.ts': 'server',
   'flow.ts': 'transport',

@@ -1,7 +1,7 @@
 import type { RpcConnection } from '../index.js';
 import { connect, RpcError } from '../index.js';
-import { redactUrl } from '../options.js';
-import { messageOf } from '../codec.js';
+import { textOf } from '../errors.js';
+import { redactUrl } from './output.js';
 
 /** The broker the demo runs on, and how to let go of it. */
 export interface DemoBroker {
@@ -70,7 +70,7 @@ export async function openDemoBroker(
     const why =
       error instanceof testing.PrivateBrokerError && error.code === 'NOT_INSTALLED'
         ? 'RabbitMQ is not installed here'
-        : `the private node did not start (${messageOf(error)})`;
+        : `the private node did not start (${textOf(error)})`;
     say(
       `Not possible: ${why}. So this demo runs on rabbit-rpc's in-memory broker (MemoryBroker from ` +
         'rabbit-rpc/testing), inside this process: the library above the AMQP connection is the ' +

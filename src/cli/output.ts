@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { RpcError } from '../index.js';
 import { checkUrl, redactUrl } from '../options.js';
 
+export { redactUrl };
+
 /** Exit codes of every command; docs/cli.md documents them for scripts. */
 export const EXIT = {
   /** Success. */
