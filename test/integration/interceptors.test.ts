@@ -10,7 +10,7 @@ import {
   type Logger,
   type ServeInterceptor,
 } from '../../src/index.js';
-import { connectForTest, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import { connectForTest, failOnUnhandled, uniqueQueue, uniqueServiceName } from '../helpers.js';
 
 failOnUnhandled();
 
@@ -95,7 +95,7 @@ describe('interceptors', () => {
       { kind: 'broadcast', method: undefined, outcome: replies },
     ]);
 
-    const shop = defineService(uniqueQueue('intercept-kinds-shop'), {
+    const shop = defineService(uniqueServiceName('intercept-kinds-shop'), {
       price: method<string, string>(),
       prices: method.stream<string, string>(),
     });
