@@ -61,6 +61,7 @@ const PLANNED = {
   'json-loss.ts': 'protocol',
   'control.ts': 'control',
   'dedupe-cache.ts': 'server',
+  'declare.ts': 'server',
   'flow.ts': 'transport',
   'link.ts': 'transport',
   'options.ts': 'options',

@@ -510,12 +510,14 @@ export class Caller implements LinkParticipant {
       replyTo = queue.name;
     } else if (this.#options.replyMode === 'expiring-queue') {
       // The same name on every reconnect: replies sent meanwhile wait in it. The broker
-      // deletes it once nobody has consumed it for replyQueueExpiresMs.
+      // deletes it once nobody has consumed it for replyQueueExpiresMs. Durable because
+      // RabbitMQ 4.3 refuses non-durable shared queues; classic whatever the vhost's
+      // default type, as replicating one process's replies buys nothing (D22).
       replyTo = this.#expiringQueueName;
       await channel.queueDeclare(
         replyTo,
-        { exclusive: false, autoDelete: false, durable: false },
-        { 'x-expires': this.#options.replyQueueExpiresMs },
+        { exclusive: false, autoDelete: false, durable: true },
+        { 'x-expires': this.#options.replyQueueExpiresMs, 'x-queue-type': 'classic' },
       );
     }
     // An expiring queue keeps replies across a reconnect only if a reply pushed to a dying

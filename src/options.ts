@@ -230,7 +230,13 @@ export interface ServeOptions {
   prefetch?: number;
   /** Declare the queue if it does not exist. `false` uses an existing queue as is. @default true */
   declare?: boolean;
-  /** Declare the queue durable (survives broker restarts). @default false, as in RabbitMQ's RPC tutorial */
+  /**
+   * Declare the queue durable: its definition survives broker restarts (the requests in it
+   * stay transient). `false` asks for a non-durable queue, which RabbitMQ 4.3 refuses by
+   * default (deprecated feature `transient_nonexcl_queues`). A queue that already exists
+   * with other flags is served as it is (docs/decisions.md, "Queues that work from RabbitMQ 3.10 to 4.3").
+   * @default true
+   */
   durable?: boolean;
   /** Declare the queue auto-delete: the broker deletes it when its last consumer goes. @default false */
   autoDelete?: boolean;
@@ -248,7 +254,10 @@ export interface ServeOptions {
   requireUserId?: boolean;
   /**
    * `'quorum'` declares a replicated quorum queue (always durable), for requests that must
-   * survive the loss of a cluster node. @default 'classic'
+   * survive the loss of a cluster node; `'classic'` a classic queue. Unset, the declaration
+   * names no type and the vhost's default queue type applies: classic, unless the vhost
+   * sets `default_queue_type` (managed services often set quorum).
+   * @default the vhost's default queue type
    */
   queueType?: 'classic' | 'quorum';
   /**
@@ -371,7 +380,7 @@ export const CONNECT_DEFAULTS = {
 export const SERVE_DEFAULTS = {
   prefetch: 10,
   declare: true,
-  durable: false,
+  durable: true,
   drainTimeoutMs: 30_000,
   exposeErrorStack: false,
   dedupe: { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttlMs: 300_000 },
@@ -417,6 +426,11 @@ export interface ResolvedServeOptions {
   readonly deadLetter: boolean;
   /** The `queue.declare` arguments. */
   readonly queueArguments: Readonly<Record<string, string | number | boolean>>;
+  /**
+   * The options the application set that shape the queue's declaration. Without any, a
+   * queue that exists with other flags is served as it is; with some, the mismatch fails.
+   */
+  readonly queueOptionsGiven: readonly string[];
   readonly dedupe: false | Required<DedupeOptions>;
 }
 
@@ -492,6 +506,17 @@ export function resolveConnectOptions(
   };
 }
 
+/** The serve options that change what `queue.declare` asks for. */
+const QUEUE_SHAPING_OPTIONS = [
+  'durable',
+  'autoDelete',
+  'queueType',
+  'deliveryLimit',
+  'deadLetterExchange',
+  'deadLetterRoutingKey',
+  'queueArguments',
+] as const satisfies ReadonlyArray<keyof ServeOptions>;
+
 export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOptions {
   const untrusted: unknown = options; // JavaScript callers can pass anything
   if (typeof untrusted !== 'object' || untrusted === null)
@@ -507,7 +532,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     invalid("deliveryLimit needs queueType: 'quorum' (classic queues count no deliveries)");
   }
   const queueArguments: Record<string, string | number | boolean> = { ...options.queueArguments };
-  if (quorum) queueArguments['x-queue-type'] = 'quorum';
+  if (options.queueType !== undefined) queueArguments['x-queue-type'] = queueType;
   if (options.deliveryLimit !== undefined) {
     queueArguments['x-delivery-limit'] = integer(
       'deliveryLimit',
@@ -529,6 +554,7 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
   }
   return {
     queueArguments,
+    queueOptionsGiven: QUEUE_SHAPING_OPTIONS.filter((name) => options[name] !== undefined),
     deadLetter: options.deadLetterExchange !== undefined,
     prefetch: integer('prefetch', options.prefetch, SERVE_DEFAULTS.prefetch, 1, 65_535),
     declare: boolean('declare', options.declare, SERVE_DEFAULTS.declare),

@@ -37,6 +37,7 @@ import { settledWithin } from './within.js';
 import { setTimeoutAt, type LongTimeout } from './timers.js';
 import { DedupeCache, dedupeKey } from './dedupe-cache.js';
 import type { Handler, HandlerContext } from './handler.js';
+import { declareServiceQueue } from './declare.js';
 
 export type { Handler, HandlerContext } from './handler.js';
 
@@ -223,18 +224,9 @@ export class RpcServer implements AsyncDisposable {
   async #consume(client: AmqpClientLike): Promise<void> {
     let channel: AmqpChannelLike | undefined;
     try {
-      channel = await client.channel();
-      if (this.#options.declare) {
-        await channel.queueDeclare(
-          this.queue,
-          {
-            durable: this.#options.durable,
-            autoDelete: this.#options.autoDelete,
-            exclusive: false,
-          },
-          this.#options.queueArguments,
-        );
-      }
+      channel = this.#options.declare
+        ? await declareServiceQueue(client, this.queue, this.#options, this.#link.logger)
+        : await client.channel();
       await channel.basicQos(this.#options.prefetch);
       // The AMQP client has rejected such a request already (without requeue): count it.
       channel.onUndecodable = (message) => {

@@ -128,7 +128,7 @@ Examples:
 const SERVE = `Usage: rabbit-rpc serve <queue> (--echo | --module <file>) [--prefetch <n>]
                         [--no-reconnect] [--url <url>]
 
-Declares <queue> (non-durable, as RabbitMQ's RPC tutorial does) and answers its requests until SIGINT
+Declares <queue> (durable; one that exists is served as it is) and answers its requests until SIGINT
 or SIGTERM, then stops taking requests, lets running ones finish, and exits 0.
 Prints "serving <queue> on <url>" on stderr once it consumes.
 

@@ -182,7 +182,7 @@ describe('bench', () => {
     after(() => client.close());
     const channel = await client.channel();
     const queue = uniqueQueue('cli.bench.plain');
-    await channel.queueDeclare(queue, { durable: false });
+    await channel.queueDeclare(queue, { durable: true });
     const sizes = new Set<number>();
     const types = new Set<string | undefined>();
     await channel.basicConsume(queue, { noAck: true }, (message) => {

@@ -45,7 +45,7 @@ describe('ping', () => {
   test('a queue nothing consumes: the messages waiting, UNAVAILABLE, exit 3', async () => {
     const channel = await plainChannel();
     const queue = uniqueQueue('cli.ping.idle');
-    await channel.queueDeclare(queue, { durable: false });
+    await channel.queueDeclare(queue, { durable: true });
     // Confirmed publishes are in the queue before the ping looks.
     await channel.confirmSelect();
     await channel.basicPublish('', queue, '1');

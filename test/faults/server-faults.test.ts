@@ -94,7 +94,7 @@ describe('at-least-once: a server dies mid-request (scenarios 1, 2)', () => {
   test('two replies to one call (a server replied, died before its ack, ran again): one resolves, the other is dropped and counted', async (t) => {
     const caller = await open(t);
     const queue = uniqueQueue('double');
-    await rawChannel.queueDeclare(queue, { durable: false, autoDelete: false });
+    await rawChannel.queueDeclare(queue, { durable: true, autoDelete: false });
     // A server that replies twice, as the broker's redelivery makes a crashed server do.
     const consumer = await rawChannel.basicConsume(queue, { noAck: false }, (message) => {
       const { replyTo, correlationId } = message.properties;
@@ -195,7 +195,7 @@ describe('stale requests (scenario 12)', () => {
   test('a request whose deadline passed in the queue is never run', async (t) => {
     const rpc = await open(t);
     const queue = uniqueQueue('stale');
-    await rawChannel.queueDeclare(queue, { durable: false, autoDelete: false });
+    await rawChannel.queueDeclare(queue, { durable: true, autoDelete: false });
     const started = Date.now();
     await assert.rejects(
       rpc.call(queue, 'old', { timeoutMs: 300 }),
@@ -384,7 +384,7 @@ describe('the service queue is deleted under its server (scenario 23)', () => {
   test('with declare: false the server stops and reports it through server.closed', async (t) => {
     const rpc = await open(t);
     const queue = uniqueQueue('deleted-nodeclare');
-    await rawChannel.queueDeclare(queue, { durable: false, autoDelete: false });
+    await rawChannel.queueDeclare(queue, { durable: true, autoDelete: false });
     const server = await rpc.serve(queue, () => 'ok', { declare: false });
     await rawChannel.queueDelete(queue);
     const error = await server.closed;

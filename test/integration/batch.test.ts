@@ -24,7 +24,7 @@ async function rawConsumer(queue: string) {
   const client = new AMQPClient(AMQP_URL);
   await client.connect();
   const channel = await client.channel();
-  await channel.queueDeclare(queue, { durable: false, autoDelete: false });
+  await channel.queueDeclare(queue, { durable: true, autoDelete: false });
   const messages: AMQPMessage[] = [];
   let arrived = deferred();
   await channel.basicConsume(queue, { noAck: true }, (message) => {

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { before, describe, test } from 'node:test';
 import { RpcError, type RpcConnection } from '../../src/index.js';
-import { connectForTest, uniqueQueue } from '../helpers.js';
+import { connectForTest, refusesTransientQueues, uniqueQueue } from '../helpers.js';
 import { PYTHON, requireBuiltCli, runCli, runToEnd, startCli, startPython } from '../cli/child.js';
 
 before(() => {
@@ -34,7 +34,9 @@ async function seedClient(queue: string, request: string): Promise<string> {
  * before it consumes; the first call below retries briefly in case the queue is not there yet.
  */
 async function seedServer(queue: string): Promise<void> {
-  const server = startPython('seed_server.py', [queue]);
+  // RabbitMQ 4.3 refuses the seed's non-durable queue: the fixture's one-line change then.
+  const durable = (await refusesTransientQueues()) ? ['--durable'] : [];
+  const server = startPython('seed_server.py', [queue, ...durable]);
   await server.waitFor(/^Server waiting for requests\.\.\.$/m, 'stdout');
 }
 
@@ -98,5 +100,36 @@ describe("rabbit-rpc calling the seed's pika server", () => {
       requests.map((request) => `Processed: ${request}`),
     );
     assert.equal(rpc.stats().pending, 0);
+  });
+
+  test("the seed's unchanged server: rabbit-rpc serves its non-durable queue beside it; RabbitMQ 4.3 refuses it", async () => {
+    const queue = uniqueQueue('interop.unchanged');
+    if (await refusesTransientQueues()) {
+      // The seed's queue_declare(queue=...) is a transient non-exclusive queue: 541, exit.
+      const result = await runToEnd(startPython('seed_server.py', [queue]), 20_000);
+      assert.notEqual(result.code, 0);
+      assert.match(result.stderr, /transient_nonexcl_queues/);
+      return;
+    }
+    const server = startPython('seed_server.py', [queue]);
+    await server.waitFor(/^Server waiting for requests\.\.\.$/m, 'stdout');
+    const warnings: string[] = [];
+    const rpc = await connectForTest({
+      logger: {
+        debug: () => undefined,
+        info: () => undefined,
+        warn: (_context, message) => warnings.push(message),
+        error: () => undefined,
+      },
+    });
+    // rabbit-rpc's default is a durable queue: it takes the seed's as it is, and says so.
+    await rpc.serve(queue, (request: string) => `Processed: ${request}`);
+    assert.ok(warnings.some((warning) => warning.includes(`"${queue}"`)), warnings.join('\n'));
+    const requests = Array.from({ length: 10 }, (_, i) => `request ${i}`);
+    const replies = await Promise.all(requests.map((request) => rpc.call(queue, request)));
+    assert.deepEqual(
+      replies,
+      requests.map((request) => `Processed: ${request}`),
+    );
   });
 });
