@@ -164,29 +164,30 @@ export async function collectReplies(channel: AMQPChannel) {
   };
 }
 
-let transientRefused: Promise<boolean> | undefined;
+let transientRefused: boolean | undefined;
 
 /**
  * True when the test broker refuses non-durable, non-exclusive queues (RabbitMQ 4.3's
- * default, `deprecated_features.permit.transient_nonexcl_queues = false`): tried once per
- * process on a throwaway connection, which the refusal (541) closes.
+ * default, `deprecated_features.permit.transient_nonexcl_queues = false`): tried on a
+ * throwaway connection, which the refusal (541) closes. The answer is cached, not the
+ * promise: node:test finds a hook's test from the async context, and awaiting a promise
+ * made in an earlier test would register `after` hooks on that finished test.
  */
-export function refusesTransientQueues(url = AMQP_URL): Promise<boolean> {
-  transientRefused ??= (async () => {
-    const client = new AMQPClient(url);
-    await client.connect();
-    const name = `test.transient-probe.${randomBytes(4).toString('hex')}`;
-    try {
-      const channel = await client.channel();
-      await channel.queueDeclare(name, { durable: false, autoDelete: false, exclusive: false });
-      await channel.queueDelete(name);
-      return false;
-    } catch (error) {
-      if (/transient_nonexcl_queues/.test(String(error))) return true;
-      throw error;
-    } finally {
-      if (!client.closed) await client.close();
-    }
-  })();
+export async function refusesTransientQueues(url = AMQP_URL): Promise<boolean> {
+  if (transientRefused !== undefined) return transientRefused;
+  const client = new AMQPClient(url);
+  await client.connect();
+  const name = `test.transient-probe.${randomBytes(4).toString('hex')}`;
+  try {
+    const channel = await client.channel();
+    await channel.queueDeclare(name, { durable: false, autoDelete: false, exclusive: false });
+    await channel.queueDelete(name);
+    transientRefused = false;
+  } catch (error) {
+    if (!/transient_nonexcl_queues/.test(String(error))) throw error;
+    transientRefused = true;
+  } finally {
+    if (!client.closed) await client.close();
+  }
   return transientRefused;
 }

@@ -1,7 +1,16 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
-import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  AMQP_URL,
+  assertCode,
+  connectForTest,
+  deferred,
+  eventually,
+  failOnUnhandled,
+  refusesTransientQueues,
+  uniqueQueue,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -70,15 +79,85 @@ test('inconsistent queue options are INVALID_ARGUMENT', async () => {
   );
 });
 
-test('serve() on a queue declared elsewhere with other arguments: FAILED_PRECONDITION', async () => {
+test('by default serve() declares a durable queue, which every RabbitMQ from 3.10 to 4.3 accepts', async () => {
+  const rpc = await connectForTest();
+  const queue = uniqueQueue('durable-default');
+  await rpc.serve(queue, () => 'ok');
+  assert.equal(await rpc.call(queue, null), 'ok');
+  const probe = await plain.channel();
+  await assert.rejects(
+    probe.queueDeclare(queue, { durable: false, autoDelete: false }),
+    /inequivalent arg 'durable'/,
+  );
+});
+
+test('a queue declared elsewhere with other arguments is served as it is, with a warning', async () => {
+  const warnings: Array<{ context: Readonly<Record<string, unknown>>; message: string }> = [];
+  const rpc = await connectForTest({
+    logger: {
+      debug: () => undefined,
+      info: () => undefined,
+      warn: (context, message) => warnings.push({ context, message }),
+      error: () => undefined,
+    },
+  });
+  const queue = uniqueQueue('ops-made');
+  // As ops would make it: a length limit rabbit-rpc knows nothing about.
+  await channel.queueDeclare(queue, { durable: true, autoDelete: false }, { 'x-max-length': 100 });
+  await rpc.serve(queue, () => 'as is');
+  assert.equal(await rpc.call(queue, null), 'as is');
+  const warning = warnings.find((entry) => entry.context['queue'] === queue);
+  assert.ok(warning, 'a warning names the queue');
+  assert.match(String(warning.context['reason']), /x-max-length/);
+});
+
+test('a queue that lacks what serve() was explicitly asked for: FAILED_PRECONDITION naming the option', async () => {
   const rpc = await connectForTest();
   const queue = uniqueQueue('inequivalent');
   await channel.queueDeclare(queue, { durable: true, autoDelete: false });
-  await assert.rejects(
-    rpc.serve(queue, () => 1),
-    { code: 'FAILED_PRECONDITION' },
-  );
+  const error = await rpc
+    .serve(queue, () => 1, { queueType: 'quorum' })
+    .then(
+      () => assert.fail('serve() should have failed'),
+      (thrown: unknown) => assertCode(thrown, 'FAILED_PRECONDITION'),
+    );
+  assert.match(error.message, new RegExp(`"${queue.replace(/\./g, '\\.')}"`));
+  assert.match(error.message, /x-queue-type/);
+  assert.match(error.message, /queueType/);
   // The connection is still usable, and declare: false takes the queue as it is.
   await rpc.serve(queue, () => 'as is', { declare: false });
   assert.equal(await rpc.call(queue, null), 'as is');
+});
+
+test('durable: false: refused with FAILED_PRECONDITION where the broker denies transient queues (4.3), no reconnect loop', async () => {
+  const rpc = await connectForTest({ reconnect: { initialDelayMs: 20, maxDelayMs: 200 } });
+  const queue = uniqueQueue('transient');
+  if (!(await refusesTransientQueues())) {
+    // RabbitMQ 3.10 to 4.2 by default: a non-durable queue, as asked.
+    await rpc.serve(queue, () => 'transient', { durable: false });
+    assert.equal(await rpc.call(queue, null), 'transient');
+    const probe = await plain.channel();
+    await assert.rejects(
+      probe.queueDeclare(queue, { durable: true }),
+      /inequivalent arg 'durable'/,
+    );
+    return;
+  }
+  const error = await rpc
+    .serve(queue, () => 1, { durable: false })
+    .then(
+      () => assert.fail('serve() should have failed'),
+      (thrown: unknown) => assertCode(thrown, 'FAILED_PRECONDITION'),
+    );
+  assert.ok(error.message.includes(`"${queue}"`), error.message);
+  assert.ok(error.message.includes('durable: false'), error.message);
+  assert.ok(
+    error.message.includes('deprecated_features.permit.transient_nonexcl_queues = true'),
+    error.message,
+  );
+  // The refusal is a connection error (541): the connection comes back once, and stays.
+  await eventually(() => rpc.state === 'connected' && rpc.stats().reconnects === 1, 'reconnect');
+  await rpc.serve(queue, () => 'durable');
+  assert.equal(await rpc.call(queue, null), 'durable');
+  assert.equal(rpc.stats().reconnects, 1);
 });

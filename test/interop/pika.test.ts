@@ -124,7 +124,10 @@ describe("rabbit-rpc calling the seed's pika server", () => {
     });
     // rabbit-rpc's default is a durable queue: it takes the seed's as it is, and says so.
     await rpc.serve(queue, (request: string) => `Processed: ${request}`);
-    assert.ok(warnings.some((warning) => warning.includes(`"${queue}"`)), warnings.join('\n'));
+    assert.ok(
+      warnings.some((warning) => warning.includes(`"${queue}"`)),
+      warnings.join('\n'),
+    );
     const requests = Array.from({ length: 10 }, (_, i) => `request ${i}`);
     const replies = await Promise.all(requests.map((request) => rpc.call(queue, request)));
     assert.deepEqual(
