@@ -6,13 +6,17 @@
 # from the mirror this machine's apt sources already use (about 75 s and 370 MB, once).
 #
 #   bash scripts/rabbitmq4.sh build    build the root (once; a no-op when it exists)
+#   bash scripts/rabbitmq4.sh configure  write its rabbitmq.conf (start does it; a running
+#                                      node reads it when it next starts)
 #   bash scripts/rabbitmq4.sh start    build if needed, start the node, wait until it answers
 #   bash scripts/rabbitmq4.sh stop     stop the node
 #   bash scripts/rabbitmq4.sh status   exit 0 when the node answers AMQP
 #   bash scripts/rabbitmq4.sh ctl ...  rabbitmqctl inside the root, against this node
 #
 # The node listens on 127.0.0.1:${RABBITMQ4_PORT:-5682} (guest/guest) with RabbitMQ 4.3's
-# default of refusing transient (non-durable) non-exclusive queues. Needs root.
+# defaults of refusing transient (non-durable) non-exclusive queues and global QoS
+# (etc/rabbitmq/conf.d in the root, which private nodes started from the root read too).
+# Needs root.
 # Environment: RABBITMQ4_ROOT (default /var/lib/rabbit-rpc/rabbitmq4-root), RABBITMQ4_PORT.
 set -euo pipefail
 
@@ -48,12 +52,18 @@ build() {
 }
 
 configure() {
-  mkdir -p "$ROOT/etc/rabbitmq"
+  mkdir -p "$ROOT/etc/rabbitmq/conf.d"
   cat >"$ROOT/etc/rabbitmq/rabbitmq.conf" <<CONF
 listeners.tcp.1 = 127.0.0.1:$PORT
 management.tcp.port = 1$PORT
-# RabbitMQ 4.3's default: transient (non-durable) non-exclusive queues are refused
+CONF
+  # RabbitMQ 4.3's defaults that 4.0 does not have yet. In conf.d, so that the private nodes
+  # rabbit-rpc/testing starts from this root (startPrivateBroker({ chroot })) get them too.
+  cat >"$ROOT/etc/rabbitmq/conf.d/10-rabbitmq-4.3-defaults.conf" <<CONF
+# transient (non-durable) non-exclusive queues are refused (connection error 541)
 deprecated_features.permit.transient_nonexcl_queues = false
+# basic.qos with global = true is refused
+deprecated_features.permit.global_qos = false
 CONF
   # A private epmd port and distribution port: the node never meets the system broker's epmd.
   printf 'NODENAME=%s\nDIST_PORT=2%s\n' "$NODE" "$PORT" >"$ROOT/etc/rabbitmq/rabbitmq-env.conf"
@@ -87,9 +97,10 @@ stop() {
 
 case "${1:-start}" in
   build) build ;;
+  configure) configure ;;
   start) start ;;
   stop) stop ;;
   status) answers ;;
   ctl) shift; in_root rabbitmqctl -n $NODE "$@" ;;
-  *) echo "usage: bash scripts/rabbitmq4.sh build|start|stop|status|ctl ..." >&2; exit 2 ;;
+  *) echo "usage: bash scripts/rabbitmq4.sh build|configure|start|stop|status|ctl ..." >&2; exit 2 ;;
 esac

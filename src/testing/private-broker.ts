@@ -5,6 +5,7 @@ import { access, chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import { amqpAnswers, freePort, portAnswers } from './ports.js';
 import { createTestCertificates } from './tls.js';
 import { checkOptionNames, optionNames } from '../option-names.js';
@@ -56,14 +57,28 @@ export interface PrivateBrokerOptions {
   tls?: boolean;
   /**
    * Folder holding the real `rabbitmq-server` and `rabbitmqctl` scripts (not the `/usr/sbin`
-   * wrappers, which switch to the system user and cookie).
+   * wrappers, which switch to the system user and cookie). With `chroot`, a path inside
+   * the root.
    * @default process.env.RABBITMQ_BIN_DIR, else '/usr/lib/rabbitmq/bin' (Debian, Ubuntu)
    */
   rabbitmqBinDir?: string;
+  /**
+   * A root file system holding another RabbitMQ installation, for example RabbitMQ 4.x from
+   * Debian 13 built by `scripts/rabbitmq4.sh` (`/var/lib/rabbit-rpc/rabbitmq4-root`) on a
+   * machine whose own libc cannot run it. The node, its epmd and `rabbitmqctl` then run in
+   * it with `chroot` (which needs root), the broker's folder is made inside it (`baseDir`
+   * is a path inside the root, default `/tmp`), and the node reads the root's
+   * `/etc/rabbitmq/conf.d/*.conf` (where `scripts/rabbitmq4.sh` puts RabbitMQ 4.3's
+   * defaults). Clients connect from outside as usual. An empty string means none.
+   * @default process.env.RABBITMQ_CHROOT
+   */
+  chroot?: string;
 }
 
 /** Options of {@link startPrivateCluster}. */
 export type PrivateClusterOptions = Omit<PrivateBrokerOptions, 'amqpPort' | 'name' | 'tls'>;
+
+const execFileAsync = promisify(execFile);
 
 /** `'running'`, `'frozen'` (SIGSTOP), `'stopped'` (stopped or killed; `restart()` works) or `'closed'`. */
 export type PrivateBrokerState = 'running' | 'frozen' | 'stopped' | 'closed';
@@ -117,29 +132,37 @@ export class Shared {
   #closing: Promise<void> | undefined;
 
   constructor(
+    /** The folder, as this process sees it. */
     readonly dir: string,
     readonly binDir: string,
     readonly epmdPath: string,
     readonly epmdPort: number,
     readonly startTimeoutMs: number,
+    /** The root file system the node runs in, if any (see `PrivateBrokerOptions.chroot`). */
+    readonly root: string | undefined,
   ) {}
 
   static async create(options: PrivateBrokerOptions): Promise<Shared> {
+    const root = (options.chroot ?? process.env['RABBITMQ_CHROOT']) || undefined;
     const binDir = options.rabbitmqBinDir ?? process.env['RABBITMQ_BIN_DIR'] ?? DEFAULT_BIN_DIR;
-    const server = path.join(binDir, 'rabbitmq-server');
+    const server = outside(root, path.join(binDir, 'rabbitmq-server'));
     try {
       await access(server, fsConstants.X_OK);
     } catch (error) {
       throw new PrivateBrokerError(
         'NOT_INSTALLED',
-        `RabbitMQ is not installed: ${server} is missing. Install it (Debian/Ubuntu: ` +
-          `apt-get install rabbitmq-server) or set RABBITMQ_BIN_DIR to the folder holding ` +
-          `rabbitmq-server and rabbitmqctl.`,
+        root === undefined
+          ? `RabbitMQ is not installed: ${server} is missing. Install it (Debian/Ubuntu: ` +
+              `apt-get install rabbitmq-server) or set RABBITMQ_BIN_DIR to the folder holding ` +
+              `rabbitmq-server and rabbitmqctl.`
+          : `no RabbitMQ in the root ${root}: ${server} is missing. Build it with ` +
+              `sudo bash scripts/rabbitmq4.sh build.`,
         { cause: error },
       );
     }
-    const epmdPath = await findEpmd();
-    const parent = options.baseDir ?? os.tmpdir();
+    if (root !== undefined) await prepareRoot(root);
+    const epmdPath = root === undefined ? await findEpmd() : await findEpmdIn(root);
+    const parent = outside(root, options.baseDir ?? (root === undefined ? os.tmpdir() : '/tmp'));
     await mkdir(parent, { recursive: true });
     const dir = await mkdtemp(path.join(parent, DIR_PREFIX));
     const shared = new Shared(
@@ -148,6 +171,7 @@ export class Shared {
       epmdPath,
       await freePort(),
       options.startTimeoutMs ?? 90_000,
+      root,
     );
     try {
       shared.#startWatchdog();
@@ -161,6 +185,16 @@ export class Shared {
       throw error;
     }
     return shared;
+  }
+
+  /** A path of this process's file system as the node sees it (inside the root). */
+  inside(file: string): string {
+    return this.root === undefined ? file : path.join('/', path.relative(this.root, file));
+  }
+
+  /** The command line that runs `file` (a path the node sees) for the node. */
+  command(file: string, args: readonly string[]): [string, string[]] {
+    return this.root === undefined ? [file, [...args]] : ['chroot', [this.root, file, ...args]];
   }
 
   #startWatchdog(): void {
@@ -180,7 +214,13 @@ export class Shared {
     const log = await open(path.join(this.dir, 'epmd.log'), 'a');
     let epmd: ChildProcess;
     try {
-      epmd = spawn(this.epmdPath, ['-port', String(this.epmdPort), '-address', '127.0.0.1'], {
+      const [command, args] = this.command(this.epmdPath, [
+        '-port',
+        String(this.epmdPort),
+        '-address',
+        '127.0.0.1',
+      ]);
+      epmd = spawn(command, args, {
         stdio: ['ignore', log.fd, log.fd],
         env: { ...cleanEnv(), ERL_EPMD_PORT: String(this.epmdPort), ERL_EPMD_ADDRESS: '127.0.0.1' },
       });
@@ -232,7 +272,10 @@ export class PrivateBroker implements AsyncDisposable {
   readonly distPort: number;
   /** The full Erlang node name, `NAME@localhost`. */
   readonly nodeName: string;
-  /** This node's folder (data, logs, `rabbitmq.conf`); removed by `close()`. */
+  /**
+   * This node's folder (data, logs, `rabbitmq.conf`), as this process sees it (with
+   * `chroot`, inside the root); removed by `close()`.
+   */
   readonly dir: string;
   /** The node's main log file, useful when a test fails. */
   readonly logFile: string;
@@ -264,9 +307,11 @@ export class PrivateBroker implements AsyncDisposable {
     this.url = `amqp://guest:guest@127.0.0.1:${port}`;
     this.dir = path.join(shared.dir, name);
     this.logFile = path.join(this.dir, 'log', `${this.nodeName}.log`);
+    // The node reads these paths: inside the root, with `chroot`.
+    const dir = shared.inside(this.dir);
     this.#env = {
       ...cleanEnv(),
-      HOME: shared.dir,
+      HOME: shared.inside(shared.dir),
       ERL_EPMD_PORT: String(shared.epmdPort),
       ERL_EPMD_ADDRESS: '127.0.0.1',
       RABBITMQ_NODENAME: this.nodeName,
@@ -274,13 +319,13 @@ export class PrivateBroker implements AsyncDisposable {
       RABBITMQ_NODE_PORT: String(port),
       RABBITMQ_DIST_PORT: String(distPort),
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
-      RABBITMQ_CONF_ENV_FILE: path.join(this.dir, 'rabbitmq-env.conf'),
-      RABBITMQ_CONFIG_FILE: path.join(this.dir, 'rabbitmq.conf'),
-      RABBITMQ_ADVANCED_CONFIG_FILE: path.join(this.dir, 'advanced.config'),
-      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(this.dir, 'enabled_plugins'),
-      RABBITMQ_MNESIA_BASE: path.join(this.dir, 'mnesia'),
-      RABBITMQ_LOG_BASE: path.join(this.dir, 'log'),
-      RABBITMQ_PID_FILE: path.join(this.dir, 'beam.pid'),
+      RABBITMQ_CONF_ENV_FILE: path.join(dir, 'rabbitmq-env.conf'),
+      RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq.conf'),
+      RABBITMQ_ADVANCED_CONFIG_FILE: path.join(dir, 'advanced.config'),
+      RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'enabled_plugins'),
+      RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
+      RABBITMQ_LOG_BASE: path.join(dir, 'log'),
+      RABBITMQ_PID_FILE: path.join(dir, 'beam.pid'),
     };
   }
 
@@ -318,7 +363,11 @@ export class PrivateBroker implements AsyncDisposable {
     const log = await open(stdoutLog, 'a');
     let wrapper: ChildProcess;
     try {
-      wrapper = spawn(path.join(this.#shared.binDir, 'rabbitmq-server'), [], {
+      const [command, args] = this.#shared.command(
+        path.join(this.#shared.binDir, 'rabbitmq-server'),
+        [],
+      );
+      wrapper = spawn(command, args, {
         stdio: ['ignore', log.fd, log.fd],
         env: this.#env,
         cwd: this.dir,
@@ -347,14 +396,30 @@ export class PrivateBroker implements AsyncDisposable {
       }
       await sleep(100);
     }
+    // RabbitMQ 4.x opens its TLS listener after the plain one (about 90 ms later here).
+    while (this.tlsPort !== undefined && !(await portAnswers(this.tlsPort))) {
+      if (exited() || Date.now() > deadline) {
+        await this.#halt('SIGKILL');
+        throw new PrivateBrokerError(
+          'START_FAILED',
+          `RabbitMQ node ${this.nodeName} did not open its TLS port ${this.tlsPort}. Log tail:\n${await tail(this.logFile)}`,
+        );
+      }
+      await sleep(50);
+    }
     this.#beamPid = await this.#readBeamPid();
     this.startupMs = Date.now() - started;
+  }
+
+  /** The node's pid file, as this process sees it. */
+  get #pidFile(): string {
+    return path.join(this.dir, 'beam.pid');
   }
 
   async #readBeamPid(): Promise<number | undefined> {
     for (let i = 0; i < 50; i++) {
       try {
-        const pid = Number((await readFile(this.#env['RABBITMQ_PID_FILE'] ?? '', 'utf8')).trim());
+        const pid = Number((await readFile(this.#pidFile, 'utf8')).trim());
         if (Number.isInteger(pid) && pid > 0) return pid;
       } catch {
         // not written yet
@@ -370,11 +435,15 @@ export class PrivateBroker implements AsyncDisposable {
    * @throws PrivateBrokerError CTL_FAILED when the command fails
    */
   ctl(...args: string[]): Promise<string> {
-    const ctl = path.join(this.#shared.binDir, 'rabbitmqctl');
+    const [ctl, ctlArgs] = this.#shared.command(path.join(this.#shared.binDir, 'rabbitmqctl'), [
+      '-n',
+      this.nodeName,
+      ...args,
+    ]);
     return new Promise((resolve, reject) => {
       execFile(
         ctl,
-        ['-n', this.nodeName, ...args],
+        ctlArgs,
         { env: this.#env, cwd: this.#shared.dir, timeout: 60_000, maxBuffer: 16 * 1024 * 1024 },
         (error, stdout, stderr) => {
           if (error) {
@@ -459,7 +528,7 @@ export class PrivateBroker implements AsyncDisposable {
     }
     clearTimeout(timer);
     if (beam !== undefined) await waitGone(beam);
-    await rm(this.#env['RABBITMQ_PID_FILE'] ?? '', { force: true });
+    await rm(this.#pidFile, { force: true });
     this.#beamPid = undefined;
     this.#wrapper = undefined;
     if (this.#state !== 'closed') this.#state = 'stopped';
@@ -513,9 +582,9 @@ export async function startPrivateBroker(
       broker.caPem = certs.caPem;
       config = [
         `listeners.ssl.1 = 127.0.0.1:${tlsPort}`,
-        `ssl_options.cacertfile = ${certs.caFile}`,
-        `ssl_options.certfile = ${certs.certFile}`,
-        `ssl_options.keyfile = ${certs.keyFile}`,
+        `ssl_options.cacertfile = ${shared.inside(certs.caFile)}`,
+        `ssl_options.certfile = ${shared.inside(certs.certFile)}`,
+        `ssl_options.keyfile = ${shared.inside(certs.keyFile)}`,
         'ssl_options.verify = verify_none',
         'ssl_options.fail_if_no_peer_cert = false',
         config,
@@ -606,6 +675,50 @@ function cleanEnv(): NodeJS.ProcessEnv {
       env[key] = value;
   }
   return env;
+}
+
+/** `file` (a path inside `root`) as this process sees it. */
+function outside(root: string | undefined, file: string): string {
+  return root === undefined ? file : path.join(root, file);
+}
+
+/**
+ * Erlang needs /proc inside the root; mounts it when it is not (once per boot, as
+ * `scripts/rabbitmq4.sh start` does). chroot needs root anyway.
+ */
+async function prepareRoot(root: string): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    throw new PrivateBrokerError(
+      'NOT_INSTALLED',
+      `a private broker in the root ${root} runs with chroot, which needs root`,
+    );
+  }
+  try {
+    await access(path.join(root, 'proc', 'self'));
+  } catch {
+    try {
+      await execFileAsync('mount', ['-t', 'proc', 'proc', path.join(root, 'proc')]);
+    } catch (error) {
+      throw new PrivateBrokerError(
+        'START_FAILED',
+        `could not mount /proc in ${root}: ${error instanceof Error ? error.message : String(error)}`,
+        { cause: error },
+      );
+    }
+  }
+}
+
+/** The epmd of the Erlang inside `root`, as a path inside it. */
+async function findEpmdIn(root: string): Promise<string> {
+  for (const candidate of ['/usr/bin/epmd', '/usr/lib/erlang/bin/epmd']) {
+    try {
+      await access(path.join(root, candidate), fsConstants.X_OK);
+      return candidate;
+    } catch {
+      // try the next one
+    }
+  }
+  throw new PrivateBrokerError('NOT_INSTALLED', `no epmd in the root ${root}`);
 }
 
 async function findEpmd(): Promise<string> {
