@@ -64,6 +64,12 @@ export interface ServerStats {
    * dead-letter exchange, never run and never answered (their `reply_to` is unreadable).
    */
   undecodable: number;
+  /**
+   * Requests given up on because their handler still ran 2 s after the caller's deadline
+   * (it ignored `ctx.signal`): acked unanswered, so the handler no longer holds a prefetch
+   * slot. docs/decisions.md, D23.
+   */
+  abandoned: number;
 }
 
 /** The handler's view of a request; the signal and its deadline timer exist only if read. */
@@ -73,6 +79,10 @@ class RequestContext implements HandlerContext {
   #done = false;
   /** Set while the reply streams: the caller's credit. */
   credit: StreamCredit | undefined;
+  /** Set once the server gave up on this request past its deadline (see ServerStats.abandoned). */
+  abandoned = false;
+  /** Settles the delivery when the request is abandoned; unset for requests that need none. */
+  onAbandon: (() => void) | undefined;
   constructor(
     readonly queue: string,
     private readonly message: AmqpMessageLike,
@@ -152,6 +162,9 @@ export class RpcServer implements AsyncDisposable {
   readonly #cancelledEarly = new Set<string>();
   #deduplicated = 0;
   #undecodable = 0;
+  #abandoned = 0;
+  /** Looks for handlers running past their deadline; see {@link RpcServer.#sweep}. */
+  #sweepTimer: NodeJS.Timeout | undefined;
   /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
   readonly #dedupe: DedupeCache<Replied> | undefined;
   #channel: AmqpChannelLike | undefined;
@@ -195,6 +208,7 @@ export class RpcServer implements AsyncDisposable {
       cancelled: this.#cancelled,
       deduplicated: this.#deduplicated,
       undecodable: this.#undecodable,
+      abandoned: this.#abandoned,
     };
   }
 
@@ -219,6 +233,35 @@ export class RpcServer implements AsyncDisposable {
       throw error;
     }
     this.#link.join(this);
+    this.#sweepTimer = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
+    this.#sweepTimer.unref();
+  }
+
+  /**
+   * Gives up on requests whose handler still runs ABANDON_AFTER_DEADLINE_MS after the
+   * caller's deadline: nobody waits for the reply, and on RabbitMQ 4.3 no consumer timeout
+   * ever takes a classic queue's delivery back, so a handler that ignores `ctx.signal`
+   * would hold its prefetch slot for good and, a few of them, stop the server. The request
+   * is acked unanswered; the handler runs on (JavaScript cannot stop it), outside the
+   * prefetch count. A periodic scan of the running requests, not a timer per request: the
+   * hot path stays as it is. docs/decisions.md, D23.
+   */
+  #sweep(): void {
+    if (this.#active.size === 0) return;
+    const limit = Date.now() - ABANDON_AFTER_DEADLINE_MS;
+    for (const ctx of this.#active) {
+      if (ctx.deadline === undefined || ctx.deadline > limit || ctx.abandoned) continue;
+      ctx.abandoned = true;
+      this.#abandoned++;
+      this.#link.logger.warn(
+        { queue: this.queue, correlationId: ctx.correlationId, deadline: ctx.deadline },
+        `a handler still runs ${ABANDON_AFTER_DEADLINE_MS} ms after its deadline: its request ` +
+          'is acked unanswered to free its prefetch slot (handlers should stop when ctx.signal aborts)',
+      );
+      ctx.abort(new RpcError('DEADLINE_EXCEEDED', "the caller's deadline has passed"));
+      ctx.onAbandon?.();
+      this.#finish(ctx);
+    }
   }
 
   async #consume(client: AmqpClientLike): Promise<void> {
@@ -338,6 +381,7 @@ export class RpcServer implements AsyncDisposable {
         return;
       }
     }
+    ctx.onAbandon = () => acks.ack(message.deliveryTag);
     this.#run(acks, message, ctx, key, started).then(
       () => this.#finish(ctx),
       () => this.#finish(ctx),
@@ -429,6 +473,7 @@ export class RpcServer implements AsyncDisposable {
       }
       const ctx = new RequestContext(this.queue, entryMessage(message, entry), entry.deadline);
       this.#active.add(ctx);
+      ctx.onAbandon = () => answer(entry, undefined);
       const outcome = this.#invoke(entry.payload, ctx, undefined);
       if (outcome instanceof Replied) {
         answer(entry, outcome);
@@ -437,6 +482,7 @@ export class RpcServer implements AsyncDisposable {
         // Never a stream: a batched call has no window (FAILED_PRECONDITION), so a Replied.
         // #invoke never rejects; were it to, the batch must still be acked once all are done.
         const done = (settled: unknown): void => {
+          if (ctx.abandoned) return; // answered (with nothing) when it was abandoned
           answer(entry, settled instanceof Replied ? settled : undefined);
           this.#finish(ctx);
         };
@@ -475,6 +521,12 @@ export class RpcServer implements AsyncDisposable {
     }
     const outcome = await (started ??
       this.#execute(message, ctx, readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER])));
+    if (wasAbandoned(ctx)) {
+      // Acked unanswered past its deadline (#sweep): nobody waits for this any more.
+      if (key !== undefined) dedupe?.abandon(key);
+      if (outcome instanceof Streamed) closeIterable(outcome.source);
+      return;
+    }
     if (outcome instanceof Streamed) {
       // Streams are not kept for duplicates: a duplicate runs the handler again.
       if (key !== undefined) dedupe?.abandon(key);
@@ -485,6 +537,7 @@ export class RpcServer implements AsyncDisposable {
         outcome.source,
         outcome.window,
       );
+      if (wasAbandoned(ctx)) return;
       await this.#reply(acks.channel, message, end.reply, end.headers);
       acks.ack(message.deliveryTag);
       return;
@@ -849,6 +902,7 @@ export class RpcServer implements AsyncDisposable {
     this.control?.unregister(this.queue, this);
     this.#link.leave(this);
     this.#stopped = true;
+    clearInterval(this.#sweepTimer);
     const channel = this.#channel;
     const acks = this.#acks;
     this.#channel = undefined;
@@ -891,6 +945,7 @@ export class RpcServer implements AsyncDisposable {
       `server stopped: ${error.message}`,
     );
     this.#closing = Promise.resolve();
+    clearInterval(this.#sweepTimer);
     this.#link.leave(this);
     this.control?.unregister(this.queue, this);
     this.#abortActive(error);
@@ -907,6 +962,11 @@ export class RpcServer implements AsyncDisposable {
   }
 }
 
+/** How long past its deadline a handler may run before its request is abandoned (#sweep). */
+const ABANDON_AFTER_DEADLINE_MS = 2_000;
+/** How often a server looks for such handlers. */
+const SWEEP_INTERVAL_MS = 1_000;
+
 /** How long close() waits for each broker answer (cancel-ok, close-ok) before going on. */
 const CLOSE_STEP_TIMEOUT_MS = 2_000;
 
@@ -919,6 +979,11 @@ function answerBytes(answer: Replied): number {
     }
   }
   return bytes;
+}
+
+/** Reads `abandoned` afresh: #sweep sets it while a handler awaits. */
+function wasAbandoned(ctx: RequestContext): boolean {
+  return ctx.abandoned;
 }
 
 /** Reads `closed` afresh: it changes while a handler awaits. */
