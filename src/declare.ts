@@ -94,17 +94,16 @@ export function declareRefusal(
 ): RpcError {
   const reason = brokerText(error);
   const feature = DEPRECATED_FEATURE.exec(reason)?.[1];
-  if (feature !== undefined) {
-    // A connection error (541): the broker closed the whole connection. Retrying repeats it.
-    const fix =
-      feature === 'transient_nonexcl_queues' && !options.durable
-        ? 'remove durable: false (queues are durable by default) or permit the feature'
-        : 'permit the feature';
+  // A connection error (541): the broker closed the whole connection, and every declaration
+  // pending on it fails with the same words. Only a non-durable queue's is at fault; the
+  // others were caught in the closing connection.
+  if (feature === 'transient_nonexcl_queues' && !options.durable) {
     return new RpcError(
       'FAILED_PRECONDITION',
-      `serving "${queue}" failed: the broker refuses the deprecated feature ${feature}: ` +
-        `${fix} with deprecated_features.permit.${feature} = true in rabbitmq.conf. ` +
-        `The broker said: ${reason}`,
+      `serving "${queue}" failed: the broker refuses non-durable shared queues (deprecated ` +
+        `feature ${feature}, refused by default from RabbitMQ 4.3): remove durable: false ` +
+        `(queues are durable by default), or permit the feature with ` +
+        `deprecated_features.permit.${feature} = true in rabbitmq.conf. The broker said: ${reason}`,
       { cause: error },
     );
   }

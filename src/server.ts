@@ -332,7 +332,14 @@ export class RpcServer implements AsyncDisposable {
         this.#recoveries++;
         this.#link.logger.info({ queue: this.queue }, 'consuming again');
       },
-      (error: unknown) => this.#fail(RpcError.from(error, 'UNAVAILABLE')),
+      (error: unknown) => {
+        const failure = RpcError.from(error, 'UNAVAILABLE');
+        // The connection went meanwhile (a network failure, or another server's declaration
+        // the broker answered with a connection error): connectionRestored tries again on
+        // the next one. Only a refusal of this server's own declaration stops it.
+        if (client.closed && !isRefusal(failure)) return;
+        this.#fail(failure);
+      },
     );
     this.#recovering = recovering;
     const done = (): void => {
@@ -979,6 +986,11 @@ function answerBytes(answer: Replied): number {
     }
   }
   return bytes;
+}
+
+/** A broker refusal that repeats on every attempt (see declare.ts). */
+function isRefusal(error: RpcError): boolean {
+  return error.code === 'FAILED_PRECONDITION' || error.code === 'PERMISSION_DENIED';
 }
 
 /** Reads `abandoned` afresh: #sweep sets it while a handler awaits. */

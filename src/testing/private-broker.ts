@@ -1,7 +1,17 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, chmod, mkdir, mkdtemp, open, readFile, rm, writeFile } from 'node:fs/promises';
+import {
+  access,
+  chmod,
+  mkdir,
+  mkdtemp,
+  open,
+  readdir,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -187,6 +197,19 @@ export class Shared {
     return shared;
   }
 
+  /** The lines of the root's `/etc/rabbitmq/conf.d/*.conf`, in file name order; none without a root. */
+  async rootConfig(): Promise<string[]> {
+    if (this.root === undefined) return [];
+    const confD = path.join(this.root, 'etc', 'rabbitmq', 'conf.d');
+    const names = (await readdir(confD).catch(() => [])).filter((file) => file.endsWith('.conf'));
+    const lines: string[] = [];
+    for (const file of names.sort()) {
+      lines.push(`# from ${path.join('/etc/rabbitmq/conf.d', file)} in ${this.root}`);
+      lines.push((await readFile(path.join(confD, file), 'utf8')).trim());
+    }
+    return lines;
+  }
+
   /** A path of this process's file system as the node sees it (inside the root). */
   inside(file: string): string {
     return this.root === undefined ? file : path.join('/', path.relative(this.root, file));
@@ -321,6 +344,8 @@ export class PrivateBroker implements AsyncDisposable {
       RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS: '-kernel inet_dist_use_interface {127,0,0,1}',
       RABBITMQ_CONF_ENV_FILE: path.join(dir, 'rabbitmq-env.conf'),
       RABBITMQ_CONFIG_FILE: path.join(dir, 'rabbitmq.conf'),
+      // An empty conf.d: the root's is copied into rabbitmq.conf (see prepare()).
+      ...(shared.root === undefined ? {} : { RABBITMQ_CONFIG_FILES: path.join(dir, 'conf.d') }),
       RABBITMQ_ADVANCED_CONFIG_FILE: path.join(dir, 'advanced.config'),
       RABBITMQ_ENABLED_PLUGINS_FILE: path.join(dir, 'enabled_plugins'),
       RABBITMQ_MNESIA_BASE: path.join(dir, 'mnesia'),
@@ -348,8 +373,12 @@ export class PrivateBroker implements AsyncDisposable {
     const lines = [
       `listeners.tcp.1 = 127.0.0.1:${this.port}`,
       'log.console = false',
+      // A root's own settings (scripts/rabbitmq4.sh puts 4.3's defaults there), before
+      // `config`, which may override them: the node reads no conf.d of its own.
+      ...(await this.#shared.rootConfig()),
       config.trim(),
     ];
+    await mkdir(path.join(this.dir, 'conf.d'), { recursive: true });
     await writeFile(path.join(this.dir, 'rabbitmq.conf'), lines.filter(Boolean).join('\n') + '\n');
   }
 
