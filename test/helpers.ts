@@ -55,7 +55,13 @@ export function uniqueServiceName(prefix: string): string {
   return name;
 }
 
+/** Connections of connectForTest() not closed yet. */
+const openConnections = new Set<RpcConnection>();
+
 async function deleteCreatedQueues(): Promise<void> {
+  // Servers first: a server whose queue is deleted declares it again (durable, it would
+  // outlive the test), and after() hooks may run in either order.
+  await Promise.all([...openConnections].map((rpc) => rpc.close()));
   const client = new AMQPClient(AMQP_URL);
   try {
     await client.connect();
@@ -79,7 +85,11 @@ export async function connectForTest(
   options: Omit<ConnectOptions, 'url'> = {},
 ): Promise<RpcConnection> {
   const rpc = await connect({ url: AMQP_URL, ...options });
-  after(() => rpc.close());
+  openConnections.add(rpc);
+  after(async () => {
+    await rpc.close();
+    openConnections.delete(rpc);
+  });
   return rpc;
 }
 
