@@ -512,7 +512,7 @@ export class Caller implements LinkParticipant {
       // The same name on every reconnect: replies sent meanwhile wait in it. The broker
       // deletes it once nobody has consumed it for replyQueueExpiresMs. Durable because
       // RabbitMQ 4.3 refuses non-durable shared queues; classic whatever the vhost's
-      // default type, as replicating one process's replies buys nothing (D25).
+      // default type, as replicating one process's replies buys nothing (D29).
       replyTo = this.#expiringQueueName;
       await channel.queueDeclare(
         replyTo,

@@ -14,7 +14,7 @@ import type { AmqpChannelLike, AmqpClientLike } from './transport.js';
  * rabbit-rpc's defaults, and someone else (an older server, ops, a definitions file)
  * decided. When it did set some, the mismatch is its own and fails (FAILED_PRECONDITION).
  * Every other refusal becomes an RpcError that names the queue, the broker's reason and
- * what to change. docs/decisions.md, D25.
+ * what to change. docs/decisions.md, D29.
  */
 export async function declareServiceQueue(
   client: AmqpClientLike,

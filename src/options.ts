@@ -234,7 +234,7 @@ export interface ServeOptions {
    * Declare the queue durable: its definition survives broker restarts (the requests in it
    * stay transient). `false` asks for a non-durable queue, which RabbitMQ 4.3 refuses by
    * default (deprecated feature `transient_nonexcl_queues`). A queue that already exists
-   * with other flags is served as it is (docs/decisions.md, D29).
+   * with other flags is served as it is (docs/decisions.md, "Queues that every RabbitMQ from 3.10 to 4.3 accepts").
    * @default true
    */
   durable?: boolean;

@@ -67,7 +67,7 @@ export interface ServerStats {
   /**
    * Requests given up on because their handler still ran 2 s after the caller's deadline
    * (it ignored `ctx.signal`): acked unanswered, so the handler no longer holds a prefetch
-   * slot. docs/decisions.md, D26.
+   * slot. docs/decisions.md, D30.
    */
   abandoned: number;
 }
@@ -244,7 +244,7 @@ export class RpcServer implements AsyncDisposable {
    * would hold its prefetch slot for good and, a few of them, stop the server. The request
    * is acked unanswered; the handler runs on (JavaScript cannot stop it), outside the
    * prefetch count. A periodic scan of the running requests, not a timer per request: the
-   * hot path stays as it is. docs/decisions.md, D26.
+   * hot path stays as it is. docs/decisions.md, D30.
    */
   #sweep(): void {
     if (this.#active.size === 0) return;

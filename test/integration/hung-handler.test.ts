@@ -3,7 +3,7 @@
  * handler that ignores it used to hold its delivery, and its prefetch slot, until the
  * broker's consumer timeout (30 min on RabbitMQ 3.x and 4.0); RabbitMQ 4.3 no longer applies
  * that timeout to classic queues, so such handlers would stop a server for good. The server
- * now gives the request up 2 s after its deadline (docs/decisions.md, D26).
+ * now gives the request up 2 s after its deadline (docs/decisions.md, D30).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
