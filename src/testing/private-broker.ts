@@ -100,6 +100,7 @@ const CLUSTER_OPTION_NAMES_LIST = {
   config: true,
   startTimeoutMs: true,
   rabbitmqBinDir: true,
+  chroot: true,
 } satisfies Record<keyof PrivateClusterOptions, true>;
 const CLUSTER_OPTION_NAMES = optionNames(CLUSTER_OPTION_NAMES_LIST);
 const BROKER_OPTION_NAMES = optionNames({
