@@ -15,8 +15,8 @@ describe("the bridge for Nest's ClientRMQ", async () => {
   await startMathService(queue);
   const nest: ClientProxy = ClientProxyFactory.create({
     transport: Transport.RMQ,
-    // Declared as the strategy declares it (rabbit-rpc's default: not durable).
-    options: { urls: [AMQP_URL], queue, queueOptions: { durable: false } },
+    // Nest's default queueOptions (durable), which is also rabbit-rpc's default declaration.
+    options: { urls: [AMQP_URL], queue },
   });
   await nest.connect();
   test.after(async () => {
