@@ -1,3 +1,4 @@
+import { Buffer } from 'node:buffer';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
 
@@ -39,30 +40,53 @@ function flush(socket: Socket): void {
   socket.uncork();
 }
 
-/** Small enough that thousands in flight stay cheap, large enough for most RPC messages. */
-const FRESH_BUFFER_BYTES = 16 * 1024;
-/** 8 MiB at most: enough that 256 calls in one tick reuse buffers instead of allocating. */
-const MAX_POOLED_BUFFERS = 512;
-
 /**
- * @cloudamqp/amqp-client encodes each publish into a buffer of `frameMax` bytes (128 KiB
- * here) taken from a pool that never shrinks, and holds it until the socket has written
- * it: 10,000 calls in flight pinned 1.3 GB. This pool hands out 16 KiB buffers (the
- * library allocates an exact-size one when a body needs more) and keeps at most 512.
+ * @cloudamqp/amqp-client encodes each publish into a buffer taken from its pool (a fresh
+ * `frameMax`-sized one when the pool is empty) and holds that buffer until the socket has
+ * written it. Calls issued in one tick are all encoded before any write completes, so each
+ * took a buffer of its own: 20,000 small calls held 313 MB (16 KiB each, with the earlier
+ * 16 KiB pool), 10,000 with 128 KiB buffers 1.3 GB.
+ *
+ * Here every publish of a connection is encoded into one scratch buffer instead, and the
+ * frames are copied out into a buffer of their exact size as they are handed to the socket.
+ * Encoding and sending happen in one synchronous stretch of `basicPublish` (no await in
+ * between), so the scratch is free again when the next publish takes it. A small call then
+ * holds its frames' bytes (a few hundred) until the write goes out, at the price of one
+ * copy of them. A body too large for the scratch gets an exact-size buffer from the library
+ * itself, sent without a copy.
  */
 export function boundBufferPool(client: AMQPClient): void {
-  // Not in the library's typings; left alone if a later version drops it.
-  const pool = (client as unknown as { bufferPool?: unknown }).bufferPool;
-  if (!Array.isArray(pool)) return;
-  const views = pool as AMQPView[];
-  const arrayPop = Array.prototype.pop as (this: AMQPView[]) => AMQPView | undefined;
-  views.pop = function pop(this: AMQPView[]): AMQPView {
-    return arrayPop.call(this) ?? new AMQPView(new ArrayBuffer(FRESH_BUFFER_BYTES));
+  // Neither is in the library's typings; left alone if a later version drops them.
+  const internals = client as unknown as {
+    bufferPool?: unknown;
+    send?: unknown;
+    frameMax?: unknown;
   };
-  views.push = function push(this: AMQPView[], ...buffers: AMQPView[]): number {
-    for (const buffer of buffers) {
-      if (this.length < MAX_POOLED_BUFFERS) Array.prototype.push.call(this, buffer);
+  const pool = internals.bufferPool;
+  const send = internals.send;
+  if (!Array.isArray(pool) || typeof send !== 'function') return;
+  const views = pool as AMQPView[];
+  let scratch: AMQPView | undefined;
+  views.pop = function pop(): AMQPView {
+    // frameMax is known only once the connection is tuned: sized at first use.
+    const frameMax = typeof internals.frameMax === 'number' ? internals.frameMax : 0;
+    if (!scratch || scratch.byteLength < frameMax) {
+      scratch = new AMQPView(new ArrayBuffer(Math.max(frameMax, MIN_SCRATCH_BYTES)));
     }
-    return this.length;
+    return scratch;
+  };
+  // The library gives each buffer back after its write; the scratch never left.
+  views.push = function push(): number {
+    return 0;
+  };
+  const sendBytes = send as (this: AMQPClient, bytes: Uint8Array) => Promise<void>;
+  internals.send = function sendCopy(this: AMQPClient, bytes: Uint8Array): Promise<void> {
+    // Buffer.from copies: small frames land in Node's shared 8 KiB slab.
+    const own =
+      scratch !== undefined && bytes.buffer === scratch.buffer ? Buffer.from(bytes) : bytes;
+    return sendBytes.call(this, own);
   };
 }
+
+/** The scratch is at least this large, as the library's own frame buffers. */
+const MIN_SCRATCH_BYTES = 128 * 1024;
