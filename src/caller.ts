@@ -1,5 +1,5 @@
 import { Buffer } from 'node:buffer';
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type {
   AmqpChannelLike,
   AmqpClientLike,
@@ -42,8 +42,11 @@ export interface MultiReply {
   readonly exchange: string;
   /** Extra request headers (the stream window). */
   readonly headers: Readonly<Record<string, AmqpField>> | undefined;
-  /** A message for the call: returns the call's outcome when it is over, else {@link MORE}. */
-  onMessage(message: AmqpMessageLike, id: string): unknown;
+  /**
+   * A message for the call: returns the call's outcome when it is over, else {@link MORE}.
+   * `replyTo` is the reply address the request named.
+   */
+  onMessage(message: AmqpMessageLike, id: string, replyTo: string): unknown;
   /** The outcome when the deadline passes; DEADLINE_EXCEEDED when undefined. */
   onDeadline?(): unknown;
   /** The outcome when nothing could receive the request (basic.return). */
@@ -122,9 +125,6 @@ export class Caller implements LinkParticipant {
   readonly #pending = new Map<string, PendingCall>();
   readonly #link: Link;
   readonly #options: ResolvedConnectOptions;
-  /** Correlation ids are this prefix plus a counter: unique per caller, cheap to make. */
-  readonly #idPrefix = `${randomBytes(6).toString('base64url')}.`;
-  #nextId = 0;
   #unmatchedReplies = 0;
   #calls = 0;
   #retries = 0;
@@ -144,8 +144,12 @@ export class Caller implements LinkParticipant {
   #replyTo = '';
   #opening: Promise<AmqpChannelLike> | undefined;
   #closedWith: RpcError | undefined;
-  /** Unique per caller instance, so a restarted process never reads another's replies. */
-  readonly #expiringQueueName = `rpc.reply.${randomBytes(8).toString('hex')}`;
+  /**
+   * `rpc.reply.<user>.<122 random bits>`: unique per caller instance, so a restarted process
+   * never reads another's replies; the user in the name lets a broker permission limit the
+   * queue to its user (docs/security.md). A new name if the queue is ever found taken.
+   */
+  #expiringQueueName: string;
 
   readonly #control: ControlPlane;
   /** Batching options; undefined when batching is off. */
@@ -163,6 +167,7 @@ export class Caller implements LinkParticipant {
     this.#control = control;
     this.#batching = options.batch === false ? undefined : options.batch;
     this.#maxPayloadBytes = options.maxPayloadBytes;
+    this.#expiringQueueName = expiringQueueName(options.userId);
     link.join(this);
   }
 
@@ -228,7 +233,10 @@ export class Caller implements LinkParticipant {
       return Promise.reject(this.#failed(RpcError.from(error, 'INTERNAL')));
     }
     return new Promise<unknown>((resolve, reject) => {
-      const id = this.#idPrefix + (this.#nextId++).toString(36);
+      // 122 random bits: a server learns the ids of the calls it gets and nothing about the
+      // caller's others, so it cannot answer, cancel or credit those (docs/security.md).
+      // randomUUID draws from a cached entropy pool: about 0.3 µs per call.
+      const id = randomUUID();
       // Also the request's stable id for deduplication (ctx.messageId). An idempotent call
       // keeps it across its retries and sends it as message_id, the key of servers' caches.
       properties.correlationId = id;
@@ -353,7 +361,7 @@ export class Caller implements LinkParticipant {
       return;
     }
     const batch: SentBatch = {
-      id: `${this.#idPrefix}b${(this.#nextId++).toString(36)}`,
+      id: randomUUID(),
       callIds: calls.map((call) => call.id),
       unsettled: calls.length,
     };
@@ -509,16 +517,10 @@ export class Caller implements LinkParticipant {
       });
       replyTo = queue.name;
     } else if (this.#options.replyMode === 'expiring-queue') {
-      // The same name on every reconnect: replies sent meanwhile wait in it. The broker
-      // deletes it once nobody has consumed it for replyQueueExpiresMs. Durable because
-      // RabbitMQ 4.3 refuses non-durable shared queues; classic whatever the vhost's
-      // default type, as replicating one process's replies buys nothing (D29).
-      replyTo = this.#expiringQueueName;
-      await channel.queueDeclare(
-        replyTo,
-        { exclusive: false, autoDelete: false, durable: true },
-        { 'x-expires': this.#options.replyQueueExpiresMs, 'x-queue-type': 'classic' },
-      );
+      // Named after its user, with a random part; see #claimExpiringQueue. Durable because
+      // RabbitMQ 4.3 refuses non-durable shared queues; classic whatever the vhost's default
+      // type, as replicating one process's replies buys nothing (D29).
+      replyTo = await this.#claimExpiringQueue(channel);
     }
     // An expiring queue keeps replies across a reconnect only if a reply pushed to a dying
     // connection is not lost with it: acked after use. Elsewhere no-ack (Direct Reply-to
@@ -552,6 +554,42 @@ export class Caller implements LinkParticipant {
     if (direct) this.#channel = channel;
   }
 
+  /**
+   * Declares the expiring reply queue: the same name on every reconnect, so replies sent
+   * meanwhile wait in it; the broker deletes it once nobody has consumed it for
+   * replyQueueExpiresMs. Found with a consumer while this caller had none (another
+   * connection that learned its name from a request took it while this one reconnected),
+   * it is deleted, which also ends that consumer, and a new queue under a new name takes its
+   * place. The calls whose replies were to go there fail with UNAVAILABLE (an idempotent
+   * one is sent again): their replies may have been read by the other consumer.
+   */
+  async #claimExpiringQueue(channel: AmqpChannelLike): Promise<string> {
+    const declare = (name: string) =>
+      channel.queueDeclare(
+        name,
+        { exclusive: false, autoDelete: false, durable: true },
+        { 'x-expires': this.#options.replyQueueExpiresMs, 'x-queue-type': 'classic' },
+      );
+    const taken = this.#expiringQueueName;
+    const { consumerCount } = await declare(taken);
+    if (consumerCount === 0) return taken;
+    this.#options.logger.warn(
+      { queue: taken, consumers: consumerCount },
+      'the expiring reply queue had another consumer: replaced by a new one',
+    );
+    await channel.queueDelete(taken);
+    this.#expiringQueueName = expiringQueueName(this.#options.userId);
+    await declare(this.#expiringQueueName);
+    const lost = new RpcError(
+      'UNAVAILABLE',
+      'another connection consumed the reply queue while this one reconnected; the reply may have been read by it',
+    );
+    for (const call of [...this.#pending.values()]) {
+      if (call.properties.replyTo === taken) this.#settle(call.id, lost);
+    }
+    return this.#expiringQueueName;
+  }
+
   #onReply(message: AmqpMessageLike): void {
     const id = message.properties.correlationId;
     const call = id === undefined ? undefined : this.#pending.get(id);
@@ -572,7 +610,11 @@ export class Caller implements LinkParticipant {
       return;
     }
     if (call.multi) {
-      const outcome = call.multi.onMessage(message, call.id);
+      const outcome = call.multi.onMessage(
+        message,
+        call.id,
+        call.properties.replyTo ?? this.#replyTo,
+      );
       if (outcome !== MORE) this.#settle(call.id, outcome, true);
       return;
     }
@@ -743,6 +785,21 @@ export class Caller implements LinkParticipant {
     if (this.#link.client) for (const call of pending) this.#cancelOnServer(call);
   }
 }
+
+/**
+ * The name of an expiring reply queue: `rpc.reply.<user>.<uuid>`, or `rpc.reply.<uuid>`
+ * without a user (`userId: false`) or with one too long for a queue name (255 bytes).
+ */
+function expiringQueueName(userId: string | undefined): string {
+  const random = randomUUID();
+  if (userId === undefined || Buffer.byteLength(userId) > MAX_USER_IN_QUEUE_NAME_BYTES) {
+    return `rpc.reply.${random}`;
+  }
+  return `rpc.reply.${userId}.${random}`;
+}
+
+/** 255 bytes for a queue name, less `rpc.reply.`, the dot and a UUID. */
+const MAX_USER_IN_QUEUE_NAME_BYTES = 255 - 10 - 1 - 36;
 
 /**
  * Requests larger than this go on their own even with batching on: the broker's cost per

@@ -41,8 +41,10 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
   #wake: (() => void) | undefined;
   /** Items handed to the application so far. */
   #consumed = 0;
-  /** Items received so far: the `rpc-stream-seq` the next one must carry. */
+  /** Items received so far: the `rpc-stream-seq` the next item must carry. */
   #received = 0;
+  /** Where the request asked for replies: named in credit, as the server checks. */
+  #replyTo = '';
   /** Items the server may send in all. */
   #granted: number;
   #id: string | undefined;
@@ -112,7 +114,7 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     const multi: MultiReply = {
       exchange: '',
       headers: { [STREAM_WINDOW_HEADER]: this.#window },
-      onMessage: (message, id) => this.#onMessage(message, id),
+      onMessage: (message, id, replyTo) => this.#onMessage(message, id, replyTo),
       onCancel: (id, replyTo) => this.#control.cancel(this.#queue, id, this.#controlQueue, replyTo),
     };
     this.#start(multi, this.#abort.signal).then(
@@ -121,20 +123,27 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     );
   }
 
-  #onMessage(message: AmqpMessageLike, id: string): unknown {
+  #onMessage(message: AmqpMessageLike, id: string, replyTo: string): unknown {
     this.#id = id;
+    this.#replyTo = replyTo;
     const headers = message.properties.headers;
     const kind = headers?.[STREAM_HEADER];
     const controlQueue = headers?.[CONTROL_QUEUE_HEADER];
     if (typeof controlQueue === 'string') this.#controlQueue = controlQueue;
-    const outcome = decodeReplyOutcome(message);
     if (kind === 'item') {
-      const restarted = this.#restarted(headers?.[STREAM_SEQ_HEADER], id);
-      if (restarted) return restarted;
+      const broken = this.#checkItem(headers?.[STREAM_SEQ_HEADER]);
+      if (broken) {
+        // Ends the call with this code, and tells the server to stop (a cancel).
+        this.#abort.abort(broken);
+        return MORE;
+      }
+      this.#received++;
+      const outcome = decodeReplyOutcome(message);
       if (outcome instanceof RpcError) return outcome;
       this.#push(outcome as TItem);
       return MORE;
     }
+    const outcome = decodeReplyOutcome(message);
     if (kind === 'end') return outcome instanceof RpcError ? outcome : undefined;
     // A plain reply (a server that does not stream): a stream of one item, or its error.
     if (outcome instanceof RpcError) return outcome;
@@ -143,26 +152,40 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
   }
 
   /**
-   * An item out of sequence: the request was delivered again (its first server was cut off
-   * mid-stream, or gave up at its drain timeout) and runs anew from item 0 elsewhere.
-   * Its items would repeat those already read, or differ from them: the stream ends with
-   * UNAVAILABLE (read it again), and the new run is cancelled. Undefined when in sequence
-   * (or from a server that sends no sequence numbers).
+   * Why an item breaks the stream's rules, if it does. Items come in order, each once
+   * (`rpc-stream-seq` 0, 1, 2, …), never past the credit given: a server, or a peer that
+   * learned the call's id, cannot make the caller buffer without bound (RESOURCE_EXHAUSTED)
+   * or hand it items out of order (DATA_LOSS). Item 0 again means the request was delivered
+   * again (its first server was cut off mid-stream, or gave up at its drain timeout) and
+   * runs anew elsewhere: its items would repeat those already read, so the stream ends with
+   * UNAVAILABLE (read it again). A server that sends no sequence numbers is not checked for
+   * order. A server without a control queue gets no credit and cannot be slowed down; then
+   * at most {@link UNCONTROLLED_BUFFER_ITEMS} (or the window, if larger) items may wait
+   * unread. The stream's call then ends with the error, and the server is told to stop.
    */
-  #restarted(seq: unknown, id: string): RpcError | undefined {
+  #checkItem(seqHeader: unknown): RpcError | undefined {
+    const seq = typeof seqHeader === 'bigint' ? Number(seqHeader) : seqHeader;
     const expected = this.#received;
-    const got = typeof seq === 'bigint' ? Number(seq) : seq;
-    if (typeof got !== 'number') return undefined;
-    if (got === expected) {
-      this.#received++;
-      return undefined;
+    if (typeof seq === 'number' && seq !== expected) {
+      if (seq === 0) {
+        return new RpcError(
+          'UNAVAILABLE',
+          `the stream was cut off after ${expected} items and started again from item 0: read it again`,
+        );
+      }
+      return new RpcError('DATA_LOSS', `stream item ${seq} came when item ${expected} was due`);
     }
-    if (this.#controlQueue !== undefined)
-      this.#control.cancel(this.#queue, id, this.#controlQueue, '');
-    return new RpcError(
-      'UNAVAILABLE',
-      `the stream was cut off after ${expected} items and started again from item ${got}: read it again`,
-    );
+    const overrun =
+      this.#controlQueue === undefined
+        ? this.#buffer.length >= Math.max(this.#window, UNCONTROLLED_BUFFER_ITEMS)
+        : expected >= this.#granted;
+    if (overrun) {
+      return new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `the server sent stream item ${expected} beyond the credit given (${this.#granted})`,
+      );
+    }
+    return undefined;
   }
 
   #push(item: TItem): void {
@@ -189,6 +212,12 @@ export class ClientStream<TItem> implements RpcStream<TItem> {
     if (this.#ended || this.#id === undefined || this.#controlQueue === undefined) return;
     if (this.#granted - this.#consumed > this.#window / 2) return;
     this.#granted = this.#consumed + this.#window;
-    this.#control.credit(this.#controlQueue, this.#id, this.#granted);
+    this.#control.credit(this.#controlQueue, this.#id, this.#granted, this.#replyTo);
   }
 }
+
+/**
+ * Unread items a caller holds from a server that has no control queue (so no flow control,
+ * docs/reliability.md "Permissions") before it fails the stream with RESOURCE_EXHAUSTED.
+ */
+const UNCONTROLLED_BUFFER_ITEMS = 1_000;

@@ -101,7 +101,7 @@ export class RpcConnection implements AsyncDisposable {
   constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
     this.#options = options;
-    this.#control = new ControlPlane(link);
+    this.#control = new ControlPlane(link, options.userId);
     this.#caller = new Caller(link, options, this.#control);
     if (options.callInterceptors.length > 0) {
       this.#intercepted = chain(options.callInterceptors, (request: CallRequest) =>

@@ -10,12 +10,23 @@ import {
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 
+/**
+ * Who sent a control message, as far as it can be checked: `userId` is the message's AMQP
+ * `user_id` (the broker refuses one that is not the publisher's login), `replyTo` the reply
+ * address it names (header `rpc-reply-to`). A server honours a control message for a call
+ * only when both match the call's request (docs/security.md).
+ */
+export interface ControlSender {
+  readonly userId: string | undefined;
+  readonly replyTo: string | undefined;
+}
+
 /** What a server does with the control messages for its queue. */
 export interface ControlTarget {
-  /** The caller of `correlationId` (replies to `replyTo`, if given) gave up: abort its handler. */
-  cancel(correlationId: string, replyTo: string | undefined): void;
+  /** The caller of `correlationId` gave up: abort its handler. */
+  cancel(correlationId: string, from: ControlSender): void;
   /** The caller of stream `correlationId` accepts `total` items in all. */
-  credit(correlationId: string, total: number): void;
+  credit(correlationId: string, total: number, from: ControlSender): void;
   /** A broadcast request (published to the control exchange) for the queue it serves. */
   broadcast(message: AmqpMessageLike): void;
 }
@@ -55,7 +66,14 @@ export class ControlPlane implements LinkParticipant {
   readonly #sending = new Set<Promise<unknown>>();
   #exchangeMissingSince = -Infinity;
 
-  constructor(link: Link) {
+  /**
+   * @param userId the `user_id` of the control messages this connection sends (the login,
+   *   as on its requests): servers honour a cancel or credit only from the caller's user.
+   */
+  constructor(
+    link: Link,
+    private readonly userId: string | undefined,
+  ) {
     this.#link = link;
     this.#listenChannel = new LazyChannel(link);
     this.#sendChannel = new LazyChannel(link);
@@ -136,12 +154,15 @@ export class ControlPlane implements LinkParticipant {
     else this.#sendViaExchange(queue, correlationId, headers, replyTo);
   }
 
-  /** Grants a stream's server `total` items in all. */
-  credit(controlQueue: string, correlationId: string, total: number): void {
-    this.#send('', controlQueue, correlationId, {
-      [CONTROL_HEADER]: 'credit',
-      [CREDIT_HEADER]: total,
-    });
+  /** Grants a stream's server `total` items in all; `replyTo` names the call, as for cancel. */
+  credit(controlQueue: string, correlationId: string, total: number, replyTo: string): void {
+    this.#send(
+      '',
+      controlQueue,
+      correlationId,
+      { [CONTROL_HEADER]: 'credit', [CREDIT_HEADER]: total },
+      replyTo,
+    );
   }
 
   /** Publishes a broadcast reply on the control channel. */
@@ -217,6 +238,8 @@ export class ControlPlane implements LinkParticipant {
     replyTo?: string,
   ): void {
     const properties: AmqpProperties = { correlationId };
+    // Checked by the broker: the server knows the cancel or credit comes from the caller's user.
+    if (this.userId !== undefined) properties.userId = this.userId;
     if (headers) properties.headers = headers;
     // A header, not the reply_to property: RabbitMQ refuses a publish whose reply_to is
     // Direct Reply-to from a channel that does not consume it.
@@ -293,15 +316,19 @@ export class ControlPlane implements LinkParticipant {
       return;
     }
     if (correlationId === undefined) return;
-    // Whichever server runs the call finds it (by its id, and its reply_to when given).
+    const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
+    const from: ControlSender = {
+      userId: message.properties.userId,
+      replyTo: typeof replyTo === 'string' ? replyTo : undefined,
+    };
+    // Whichever server runs the call finds it (by its id, its user and its reply address).
     for (const targets of this.#targets.values()) {
       for (const target of targets) {
         if (kind === 'cancel') {
-          const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
-          target.cancel(correlationId, typeof replyTo === 'string' ? replyTo : undefined);
+          target.cancel(correlationId, from);
         } else if (kind === 'credit') {
           const total = readCredit(headers?.[CREDIT_HEADER]);
-          if (total !== undefined) target.credit(correlationId, total);
+          if (total !== undefined) target.credit(correlationId, total, from);
         }
       }
     }

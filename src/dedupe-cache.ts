@@ -172,15 +172,21 @@ export class DedupeCache<T> {
 }
 
 /**
- * The cache key of a request: its `message_id` within its method (`type`), or undefined
- * when it has no `message_id` (an empty one counts as none). Length-prefixed, so no two
- * pairs make the same key.
+ * The cache key of a request: its `message_id` within its method (`type`) and its caller's
+ * `user_id` (checked by the broker), or undefined when it has no `message_id` (an empty one
+ * counts as none). The user is part of the key so that a reply is only ever sent again to
+ * the user it answered, and another user's request with the same id (a replay, or a guess
+ * at the next one) runs on its own instead of reading or poisoning the cache. Requests
+ * without `user_id` share the anonymous space. Length-prefixed, so no two triples make the
+ * same key.
  */
 export function dedupeKey(
   messageId: string | undefined,
   method: string | undefined,
+  userId?: string,
 ): string | undefined {
   if (messageId === undefined || messageId === '') return undefined;
   const type = method ?? '';
-  return `${type.length}:${type}${messageId}`;
+  const user = userId === undefined ? '-' : `${userId.length}:${userId}`;
+  return `${user}${type.length}:${type}${messageId}`;
 }

@@ -26,6 +26,7 @@ export type {
   ReconnectOptions,
   ReplyMode,
   ServeOptions,
+  ServeBatchOptions,
   StreamOptions,
 } from './options.js';
 export type { BroadcastReply } from './broadcast.js';

@@ -282,6 +282,23 @@ export interface ServeOptions {
    * maxBytes: 33554432, ttlMs: 300000 }
    */
   dedupe?: DedupeOptions | false;
+  /**
+   * Batches from callers with `batch: true` (docs/protocol.md, "Batches"): `false` refuses
+   * them (the batch's calls fail with UNIMPLEMENTED), an object bounds them. A batch over
+   * either bound is refused as a whole: all its calls fail with RESOURCE_EXHAUSTED. Batch
+   * entries count against `prefetch` like requests, whatever their number.
+   * @default { maxEntries: 1000, maxBytes: 1048576 } (a caller's default batches are at
+   *   most 64 calls and about 256 KiB)
+   */
+  batch?: boolean | ServeBatchOptions;
+}
+
+/** Bounds of the batches a server takes; see {@link ServeOptions.batch}. */
+export interface ServeBatchOptions {
+  /** Most calls in one batch. @default 1000 */
+  maxEntries?: number;
+  /** Most bytes in one batch message (never more than `maxPayloadBytes`). @default 1048576 */
+  maxBytes?: number;
 }
 
 export const DEFAULT_URL = 'amqp://guest:guest@localhost:5672';
@@ -384,6 +401,7 @@ export const SERVE_DEFAULTS = {
   drainTimeoutMs: 30_000,
   exposeErrorStack: false,
   dedupe: { maxEntries: 10_000, maxBytes: 32 * 1024 * 1024, ttlMs: 300_000 },
+  batch: { maxEntries: 1_000, maxBytes: 1024 * 1024 },
 } as const;
 
 /** The largest delay a Node timer accepts (about 24.8 days). */
@@ -432,6 +450,7 @@ export interface ResolvedServeOptions {
    */
   readonly queueOptionsGiven: readonly string[];
   readonly dedupe: false | Required<DedupeOptions>;
+  readonly batch: false | Required<ServeBatchOptions>;
 }
 
 export function resolveConnectOptions(
@@ -574,6 +593,21 @@ export function resolveServeOptions(options: ServeOptions = {}): ResolvedServeOp
     ),
     requireUserId: boolean('requireUserId', options.requireUserId, false),
     dedupe: resolveDedupe(options.dedupe),
+    batch: resolveServeBatch(options.batch),
+  };
+}
+
+function resolveServeBatch(value: ServeOptions['batch']): false | Required<ServeBatchOptions> {
+  if (value === false) return false;
+  const given: unknown = value ?? true; // JavaScript callers can pass anything
+  if (given !== true && (typeof given !== 'object' || given === null)) {
+    invalid('batch must be true, false or { maxEntries, maxBytes }');
+  }
+  const limits = typeof value === 'object' ? value : {};
+  const defaults = SERVE_DEFAULTS.batch;
+  return {
+    maxEntries: integer('batch.maxEntries', limits.maxEntries, defaults.maxEntries, 1, 1_000_000),
+    maxBytes: integer('batch.maxBytes', limits.maxBytes, defaults.maxBytes, 1, 2 ** 31 - 1),
   };
 }
 

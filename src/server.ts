@@ -12,7 +12,7 @@ import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
 import { RpcError } from './errors.js';
 import type { Link } from './link.js';
 import type { ResolvedServeOptions } from './options.js';
-import type { ControlPlane } from './control.js';
+import type { ControlPlane, ControlSender } from './control.js';
 import {
   CONTROL_QUEUE_HEADER,
   DEADLINE_HEADER,
@@ -24,6 +24,7 @@ import {
   STREAM_WINDOW_HEADER,
 } from './protocol.js';
 import { StreamCredit } from './stream-credit.js';
+import { Slots } from './slots.js';
 import {
   BATCH_CONTENT_TYPE,
   batchBody,
@@ -83,6 +84,10 @@ class RequestContext implements HandlerContext {
   abandoned = false;
   /** Settles the delivery when the request is abandoned; unset for requests that need none. */
   onAbandon: (() => void) | undefined;
+  /** Which of the server's bounds this run holds a slot of, until it finishes. */
+  slots: Slots | undefined;
+  /** Its caller cancelled it (a verified cancel). */
+  cancelledByCaller = false;
   constructor(
     readonly queue: string,
     private readonly message: AmqpMessageLike,
@@ -125,6 +130,11 @@ class RequestContext implements HandlerContext {
     return this.message.properties.userId;
   }
 
+  /** Aborted already (before it started, if it waited for a slot). */
+  get aborted(): boolean {
+    return this.#controller?.signal.aborted ?? false;
+  }
+
   abort(reason: RpcError): void {
     if (this.#done) return;
     this.#timer?.clear();
@@ -152,6 +162,10 @@ export class RpcServer implements AsyncDisposable {
   readonly #handler: Handler;
   #maxPayloadBytes: number;
   readonly #active = new Set<RequestContext>();
+  /** Requests and batch entries: at most `prefetch` handlers at once. */
+  readonly #slots: Slots;
+  /** Broadcasts (no prefetch applies to them): a bound of their own, also `prefetch`. */
+  readonly #broadcastSlots: Slots;
   /** Replies streaming now, by correlation id: where credit goes, without a scan of #active. */
   readonly #streaming = new Map<string, Set<RequestContext>>();
   #replied = 0;
@@ -196,6 +210,8 @@ export class RpcServer implements AsyncDisposable {
     this.#options = options;
     this.#maxPayloadBytes = maxPayloadBytes;
     this.#dedupe = options.dedupe ? new DedupeCache(options.dedupe, answerBytes) : undefined;
+    this.#slots = new Slots(options.prefetch);
+    this.#broadcastSlots = new Slots(options.prefetch);
     this.#closed = new Promise((resolve) => (this.#resolveClosed = resolve));
   }
 
@@ -368,11 +384,44 @@ export class RpcServer implements AsyncDisposable {
     }
     const ctx = new RequestContext(this.queue, message, deadline);
     this.#active.add(ctx);
+    // The prefetch bounds messages; the slots bound handlers, batch entries included.
+    if (this.#slots.tryTake()) {
+      ctx.slots = this.#slots;
+      this.#start(acks, message, ctx);
+      return;
+    }
+    void this.#slots.take().then(() => {
+      ctx.slots = this.#slots;
+      if (this.#startsLate(acks, message, ctx)) this.#start(acks, message, ctx);
+    });
+  }
+
+  /**
+   * A request that waited for a slot: false (and settled) when it is not to run any more:
+   * its deadline passed, its caller cancelled it (acked, dropped), or it was aborted
+   * otherwise (closing, a lost channel: left unacked, the broker gets it back).
+   */
+  #startsLate(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): boolean {
+    const expired = ctx.deadline !== undefined && ctx.deadline <= Date.now();
+    if (!expired && !ctx.aborted) return true;
+    if (expired) this.#expired++;
+    if ((expired || ctx.cancelledByCaller) && !isClosed(acks.channel))
+      acks.ack(message.deliveryTag);
+    this.#finish(ctx);
+    return false;
+  }
+
+  /** Runs a request that holds a slot. */
+  #start(acks: AckBatcher, message: AmqpMessageLike, ctx: RequestContext): void {
     // Only requests with a message_id (idempotent calls) are looked up: no cost for others.
     const key =
       this.#dedupe === undefined
         ? undefined
-        : dedupeKey(message.properties.messageId, message.properties.type);
+        : dedupeKey(
+            message.properties.messageId,
+            message.properties.type,
+            message.properties.userId,
+          );
     let started: Replied | Streamed | Promise<Replied | Streamed> | undefined;
     if (key === undefined) {
       started = this.#execute(
@@ -407,22 +456,34 @@ export class RpcServer implements AsyncDisposable {
       if (this.#options.requireUserId && !message.properties.userId) {
         throw new RpcError('UNAUTHENTICATED', 'this server requires a user_id on requests');
       }
+      const limits = this.#options.batch;
+      if (limits === false) {
+        throw new RpcError('UNIMPLEMENTED', 'this server does not take batches (batch: false)');
+      }
       const size = message.body?.length ?? 0;
-      if (size > this.#maxPayloadBytes) {
+      const maxBytes = Math.min(this.#maxPayloadBytes, limits.maxBytes);
+      if (size > maxBytes) {
         throw new RpcError(
           'RESOURCE_EXHAUSTED',
-          `batch of ${size} bytes exceeds maxPayloadBytes (${this.#maxPayloadBytes})`,
+          `batch of ${size} bytes exceeds this server's limit (${maxBytes})`,
         );
       }
       entries = readRequestBatch(message.body);
+      if (entries.length > limits.maxEntries) {
+        throw new RpcError(
+          'RESOURCE_EXHAUSTED',
+          `batch of ${entries.length} calls exceeds this server's limit (${limits.maxEntries})`,
+        );
+      }
     } catch (thrown) {
-      // The whole batch is at fault: one error reply to the batch, as for a poison request.
+      // The whole batch is refused: one error reply to the batch, which fails all its calls.
+      // Only a malformed one is poison (dead-lettered where configured).
       const [reply, headers] = this.#errorReply(thrown, message.properties.correlationId);
       this.#publishReply(channel, message, reply, headers);
       this.#settleDelivery(
         acks,
         message,
-        !(thrown instanceof RpcError && thrown.code === 'UNAUTHENTICATED'),
+        thrown instanceof RpcError && thrown.code === 'INVALID_ARGUMENT',
       );
       return;
     }
@@ -467,18 +528,17 @@ export class RpcServer implements AsyncDisposable {
         queueMicrotask(flush);
       }
     };
-    const now = Date.now();
-    for (const entry of entries) {
-      if (entry.deadline !== undefined && entry.deadline <= now) {
-        this.#expired++;
+    /** Runs one entry; it holds a slot, given back when it is answered. */
+    const start = (entry: BatchEntry): void => {
+      const expired = entry.deadline !== undefined && entry.deadline <= Date.now();
+      if (expired || (this.#cancelledEarly.size > 0 && this.#wasCancelled(entry.id, message))) {
+        if (expired) this.#expired++;
+        this.#slots.give();
         answer(entry, undefined);
-        continue;
-      }
-      if (this.#cancelledEarly.size > 0 && this.#wasCancelled(entry.id, message)) {
-        answer(entry, undefined);
-        continue;
+        return;
       }
       const ctx = new RequestContext(this.queue, entryMessage(message, entry), entry.deadline);
+      ctx.slots = this.#slots;
       this.#active.add(ctx);
       ctx.onAbandon = () => answer(entry, undefined);
       const outcome = this.#invoke(entry.payload, ctx, undefined);
@@ -495,7 +555,32 @@ export class RpcServer implements AsyncDisposable {
         };
         Promise.resolve(outcome).then(done, done);
       }
-    }
+    };
+    // Entries start one by one as slots free up, in turn with other requests: a batch of
+    // thousands runs no more handlers at once than `prefetch` plain requests would, and
+    // waits with one pending take(), not one per entry.
+    let next = 0;
+    const startNext = (): boolean => {
+      // The channel is gone: the batch comes back from the broker, unacked; stop here.
+      if (isClosed(channel)) {
+        this.#slots.give();
+        return false;
+      }
+      start(entries[next++] as BatchEntry);
+      return true;
+    };
+    const pump = (): void => {
+      while (next < entries.length) {
+        if (!this.#slots.tryTake()) {
+          void this.#slots.take().then(() => {
+            if (startNext()) pump();
+          });
+          return;
+        }
+        if (!startNext()) return;
+      }
+    };
+    pump();
     if (entries.length === 0) flush();
   }
 
@@ -750,41 +835,46 @@ export class RpcServer implements AsyncDisposable {
 
   /**
    * @internal The caller of `correlationId` cancelled: abort its handler (control plane).
-   * With `replyTo`, only the call that replies there: another caller may use the same id.
+   * Only a call the cancel can be verified to be about: the same user (`user_id`, checked by
+   * the broker) when the request named one, and the same reply address when the cancel
+   * names one (another caller may use the same id).
    */
-  cancel(correlationId: string, replyTo: string | undefined): void {
+  cancel(correlationId: string, from: ControlSender): void {
     this.#cancelled++;
-    const address = replyTo === undefined ? undefined : replyAddress(replyTo);
     for (const ctx of this.#active) {
-      if (
-        ctx.correlationId === correlationId &&
-        (address === undefined || address === replyAddress(ctx.replyTo))
-      ) {
+      if (ctx.correlationId === correlationId && sentBy(ctx, from)) {
+        ctx.cancelledByCaller = true;
         ctx.abort(new RpcError('CANCELLED', 'the caller cancelled the call'));
         return;
       }
     }
     // Not running here (yet): if the request comes later, it is dropped unstarted.
-    this.#cancelledEarly.add(earlyCancelKey(correlationId, address));
+    const address = from.replyTo === undefined ? undefined : replyAddress(from.replyTo);
+    this.#cancelledEarly.add(earlyCancelKey(correlationId, address, from.userId));
     if (this.#cancelledEarly.size > MAX_EARLY_CANCELS) {
       const [oldest] = this.#cancelledEarly;
       if (oldest !== undefined) this.#cancelledEarly.delete(oldest);
     }
   }
 
-  /** True (and forgotten) when a cancel for this request came before it. */
+  /** True (and forgotten) when a cancel for this request came before it, from its user. */
   #wasCancelled(correlationId: string, message: AmqpMessageLike): boolean {
     const address = replyAddress(message.properties.replyTo);
+    const user = message.properties.userId;
     return (
-      this.#cancelledEarly.delete(earlyCancelKey(correlationId, address)) ||
-      this.#cancelledEarly.delete(earlyCancelKey(correlationId, undefined))
+      this.#cancelledEarly.delete(earlyCancelKey(correlationId, address, user)) ||
+      this.#cancelledEarly.delete(earlyCancelKey(correlationId, undefined, user))
     );
   }
 
-  /** @internal The caller of stream `correlationId` accepts `total` items in all. */
-  credit(correlationId: string, total: number): void {
+  /**
+   * @internal The caller of stream `correlationId` accepts `total` items in all; honoured
+   * from the call's own user and reply address only, as cancels are.
+   */
+  credit(correlationId: string, total: number, from: ControlSender): void {
     const streams = this.#streaming.get(correlationId);
-    if (streams) for (const ctx of streams) ctx.credit?.grant(total);
+    if (!streams) return;
+    for (const ctx of streams) if (sentBy(ctx, from)) ctx.credit?.grant(total);
   }
 
   /**
@@ -796,18 +886,46 @@ export class RpcServer implements AsyncDisposable {
     if (this.#closing) return;
     const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
     if (deadline !== undefined && deadline <= Date.now()) return;
+    const slots = this.#broadcastSlots;
     const ctx = new RequestContext(this.queue, message, deadline);
+    if (slots.tryTake()) {
+      ctx.slots = slots;
+      this.#active.add(ctx);
+      this.#answerBroadcast(message, ctx);
+      return;
+    }
+    if (slots.waiting >= this.#options.prefetch) {
+      // No prefetch holds broadcasts back (the control queue has no acks): past this many
+      // waiting, an instance answers at once instead of holding more of them in memory.
+      const busy = new RpcError(
+        'RESOURCE_EXHAUSTED',
+        `this instance is running ${this.#options.prefetch} broadcasts and has as many waiting`,
+      );
+      this.#sendBroadcastReply(message, this.#failure(busy, ctx, false));
+      return;
+    }
     this.#active.add(ctx);
-    this.#answerBroadcast(message, ctx).then(
-      () => this.#finish(ctx),
-      () => this.#finish(ctx),
-    );
+    void slots.take().then(() => {
+      ctx.slots = slots;
+      const expired = ctx.deadline !== undefined && ctx.deadline <= Date.now();
+      if (expired || ctx.aborted) this.#finish(ctx);
+      else this.#answerBroadcast(message, ctx);
+    });
   }
 
-  async #answerBroadcast(message: AmqpMessageLike, ctx: RequestContext): Promise<void> {
-    const outcome = await this.#execute(message, ctx, undefined);
+  #answerBroadcast(message: AmqpMessageLike, ctx: RequestContext): void {
+    const done = (outcome: Replied | Streamed | undefined): void => {
+      if (outcome instanceof Replied) this.#sendBroadcastReply(message, outcome);
+      this.#finish(ctx);
+    };
+    const outcome = this.#execute(message, ctx, undefined);
+    if (outcome instanceof Promise) outcome.then(done, () => done(undefined));
+    else done(outcome);
+  }
+
+  #sendBroadcastReply(message: AmqpMessageLike, outcome: Replied): void {
     const { replyTo, correlationId } = message.properties;
-    if (!(outcome instanceof Replied) || !replyTo || !this.control) return;
+    if (!replyTo || !this.control) return;
     const properties: AmqpProperties = {
       contentType: outcome.reply.contentType,
       headers: { ...outcome.headers, [CONTROL_QUEUE_HEADER]: this.control.address ?? '' },
@@ -863,7 +981,10 @@ export class RpcServer implements AsyncDisposable {
 
   #finish(ctx: RequestContext): void {
     ctx.finish();
-    this.#active.delete(ctx);
+    if (this.#active.delete(ctx)) {
+      ctx.slots?.give();
+      ctx.slots = undefined;
+    }
     this.#checkDrained();
   }
 
@@ -1051,8 +1172,25 @@ function replyAddress(replyTo: string | undefined): string {
   return replyTo.startsWith(`${DIRECT_REPLY_QUEUE}.`) ? DIRECT_REPLY_QUEUE : replyTo;
 }
 
-function earlyCancelKey(correlationId: string, address: string | undefined): string {
-  return address === undefined ? `\n${correlationId}` : `${address}\n${correlationId}`;
+/**
+ * Whether a control message can be about this request: sent by the request's user when the
+ * request named one (an anonymous request accepts any), naming the request's reply address
+ * when it names one.
+ */
+function sentBy(ctx: RequestContext, from: ControlSender): boolean {
+  if (ctx.userId !== undefined && from.userId !== ctx.userId) return false;
+  return from.replyTo === undefined || replyAddress(from.replyTo) === replyAddress(ctx.replyTo);
+}
+
+/** Length-prefixed parts: no two (user, address, id) triples make the same key. */
+function earlyCancelKey(
+  correlationId: string,
+  address: string | undefined,
+  userId: string | undefined,
+): string {
+  const user = userId ?? '';
+  const to = address ?? '\n';
+  return `${user.length}:${user}${to.length}:${to}${correlationId}`;
 }
 
 /** The request one batch entry stands for: the batch's properties with the entry's own. */

@@ -5,21 +5,32 @@
  */
 export class StreamCredit {
   #granted: number;
+  readonly #window: number;
+  /** The next item to send: items before it are sent. */
+  #next = 0;
   #wake: (() => void) | undefined;
 
   constructor(window: number) {
     this.#granted = window;
+    this.#window = window;
   }
 
-  /** The caller accepts `total` items in all; credit only grows (messages may repeat). */
+  /**
+   * The caller accepts `total` items in all; credit only grows (messages may repeat). Never
+   * more than a window past what is sent: a caller grants what it has read plus its window,
+   * and has read no more than was sent, so a larger grant (forged, or a broken peer) is
+   * clamped and the server still runs at most a window ahead.
+   */
   grant(total: number): void {
-    if (total <= this.#granted) return;
-    this.#granted = total;
+    const bounded = Math.min(total, this.#next + this.#window);
+    if (bounded <= this.#granted) return;
+    this.#granted = bounded;
     this.#wake?.();
   }
 
   /** Resolves once item `seq` may be sent; rejects with the signal's reason if it aborts first. */
   ready(seq: number, signal: AbortSignal): Promise<void> {
+    this.#next = Math.max(this.#next, seq);
     if (signal.aborted) return Promise.reject(signal.reason as Error);
     if (seq < this.#granted) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {

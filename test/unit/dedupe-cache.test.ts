@@ -118,6 +118,14 @@ describe('DedupeCache', () => {
     assert.notEqual(dedupeKey('1:a', ''), dedupeKey('a', '1:'));
   });
 
+  test('the key holds the user: one user never gets another\'s answer', () => {
+    assert.notEqual(dedupeKey('1', 'add', 'alice'), dedupeKey('1', 'add', 'bob'));
+    assert.notEqual(dedupeKey('1', 'add', 'alice'), dedupeKey('1', 'add'));
+    assert.notEqual(dedupeKey('1', 'add', ''), dedupeKey('1', 'add'));
+    assert.notEqual(dedupeKey('1', 'add', '5:alice'), dedupeKey('1', 'add', '5'));
+    assert.equal(dedupeKey('1', 'add', 'alice'), dedupeKey('1', 'add', 'alice'));
+  });
+
   test('options: on by default with bounds; false turns it off; bad bounds are refused', () => {
     assert.deepEqual(resolveServeOptions().dedupe, SERVE_DEFAULTS.dedupe);
     assert.deepEqual(resolveServeOptions({ dedupe: { ttlMs: 5 } }).dedupe, {
