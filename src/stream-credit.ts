@@ -17,12 +17,13 @@ export class StreamCredit {
 
   /**
    * The caller accepts `total` items in all; credit only grows (messages may repeat). Never
-   * more than a window past what is sent: a caller grants what it has read plus its window,
-   * and has read no more than was sent, so a larger grant (forged, or a broken peer) is
-   * clamped and the server still runs at most a window ahead.
+   * more than a window past what is sent, counting the item on its way: a caller grants what
+   * it has read plus its window, and has read no more than was sent, so a larger grant
+   * (forged, or a broken peer) is clamped and the server still runs at most a window ahead.
    */
   grant(total: number): void {
-    const bounded = Math.min(total, this.#next + this.#window);
+    // `#next + 1`: item `#next` may be on its way once its ready() has resolved.
+    const bounded = Math.min(total, this.#next + 1 + this.#window);
     if (bounded <= this.#granted) return;
     this.#granted = bounded;
     this.#wake?.();
