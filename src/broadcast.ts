@@ -27,22 +27,34 @@ export function collectReplies(max: number): {
   replies: BroadcastReply[];
 } {
   const replies: BroadcastReply[] = [];
+  /** Instances that answered: each answers once, so a repeat is not kept. */
+  const answered = new Set<string>();
+  const limit = Math.min(max, MAX_BROADCAST_REPLIES);
   const multi: MultiReply = {
     exchange: CONTROL_EXCHANGE,
     headers: undefined,
     onMessage(message) {
       const header = message.properties.headers?.[CONTROL_QUEUE_HEADER];
       const instance = typeof header === 'string' ? header : '';
+      if (answered.has(instance)) return MORE;
+      answered.add(instance);
       const outcome = decodeReplyOutcome(message);
       replies.push(
         outcome instanceof RpcError
           ? { instance, ok: false, error: outcome }
           : { instance, ok: true, reply: outcome },
       );
-      return replies.length >= max ? replies : MORE;
+      return replies.length >= limit ? replies : MORE;
     },
     onDeadline: () => replies,
     onNoRoute: () => replies,
   };
   return { multi, replies };
 }
+
+/**
+ * The most replies one broadcast keeps, whatever its `max`: anything that can bind a queue
+ * to the control exchange receives broadcasts and can answer them, so a caller bounds what
+ * it holds (docs/security.md).
+ */
+const MAX_BROADCAST_REPLIES = 10_000;

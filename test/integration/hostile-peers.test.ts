@@ -148,6 +148,27 @@ describe('a burst of broadcasts', () => {
   });
 });
 
+describe('a broadcast caller', () => {
+  test('keeps one reply per instance: a peer bound to the control exchange cannot flood it', async (t) => {
+    const caller = await connectForTest();
+    const queue = uniqueQueue('hostile.bcast.repeat');
+    const channel = await rawChannel(t);
+    await channel.exchangeDeclare('rabbit-rpc.control', 'direct', { durable: true });
+    const instance = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
+    await channel.queueBind(instance.name, 'rabbit-rpc.control', queue);
+    await channel.basicConsume(instance.name, { noAck: true }, (request) => {
+      for (let i = 0; i < 3; i++) {
+        void channel.basicPublish('', request.properties.replyTo ?? '', JSON.stringify(i), {
+          correlationId: request.properties.correlationId ?? '',
+          headers: { 'rpc-control-queue': instance.name },
+        });
+      }
+    });
+    const replies = await caller.broadcast(queue, null, { timeoutMs: 1_000 });
+    assert.deepEqual(replies, [{ instance: instance.name, ok: true, reply: 0 }]);
+  });
+});
+
 describe('call ids', () => {
   test('are random UUIDs (122 random bits), not a prefix and a counter', async (t) => {
     const rpc = await connectForTest();
