@@ -18,7 +18,7 @@
  *   channel in confirm mode, replies are consumed on a separate channel and carry the
  *   content type and correlation id.
  */
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import {
   AMQPClient,
@@ -131,14 +131,12 @@ export async function startServer(p: WorkerParams): Promise<BenchServer> {
 
 /** rabbit-rpc's request properties: a new correlation id and deadline per call. */
 function requestProperties(url: string, replyTo: string): () => AMQPProperties {
-  const idPrefix = `${randomBytes(6).toString('base64url')}.`;
-  let nextId = 0;
   // The broker checks user_id against the login, which is the URL's user or guest.
   const userId = decodeURIComponent(new URL(url).username) || 'guest';
   const expiration = String(TIMEOUT_MS);
   return () => ({
     contentType: JSON_TYPE,
-    correlationId: idPrefix + (nextId++).toString(36),
+    correlationId: randomUUID(),
     replyTo,
     expiration,
     headers: { 'rpc-deadline': Date.now() + TIMEOUT_MS },

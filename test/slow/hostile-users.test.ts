@@ -21,7 +21,10 @@ let server: RpcConnection;
 let urlFor: (user: string) => string;
 
 /** A caller's rights: server-named reply queues, its own expiring reply queues. */
-function callerPermissions(user: string, replyQueues = `rpc\\.reply\\.${user}\\..*`): string[] {
+function callerPermissions(
+  user: string,
+  replyQueues = `rpc\\.reply\\.${user}\\.[0-9a-f-]{36}`,
+): string[] {
   const own = `^(amq\\.gen-.*|${replyQueues})$`;
   return [own, '^(amq\\.default|rabbit-rpc\\.control)$', own];
 }
