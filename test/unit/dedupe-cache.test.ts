@@ -118,7 +118,7 @@ describe('DedupeCache', () => {
     assert.notEqual(dedupeKey('1:a', ''), dedupeKey('a', '1:'));
   });
 
-  test('the key holds the user: one user never gets another\'s answer', () => {
+  test("the key holds the user: one user never gets another's answer", () => {
     assert.notEqual(dedupeKey('1', 'add', 'alice'), dedupeKey('1', 'add', 'bob'));
     assert.notEqual(dedupeKey('1', 'add', 'alice'), dedupeKey('1', 'add'));
     assert.notEqual(dedupeKey('1', 'add', ''), dedupeKey('1', 'add'));
