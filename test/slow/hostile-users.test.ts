@@ -156,6 +156,54 @@ describe('cancels', () => {
   });
 });
 
+describe('stream credit', () => {
+  test("another user's credit with the stream's id is ignored; the caller's own is honoured", async () => {
+    await server.serve('numbers', async function* () {
+      for (let n = 0; ; n++) {
+        yield n;
+        await Promise.resolve();
+      }
+    });
+    const alice = await rawAs('alice');
+    const replies = await collectReplies(alice);
+    const id = randomUUID();
+    await alice.basicPublish('', 'numbers', 'null', {
+      correlationId: id,
+      userId: 'alice',
+      replyTo: replies.name,
+      headers: { 'rpc-stream-window': 2 },
+    });
+    const [first] = await replies.next(2);
+    const controlQueue = first?.properties.headers?.['rpc-control-queue'];
+    assert.ok(typeof controlQueue === 'string');
+    const credit = (total: number, userId?: string) => ({
+      correlationId: id,
+      ...(userId === undefined ? {} : { userId }),
+      headers: { 'rpc-control': 'credit', 'rpc-credit': total, 'rpc-reply-to': replies.name },
+    });
+    // mallory learned the id and the reply queue: credit for 2 more, confirmed (queued first).
+    const mallory = await rawAs('mallory');
+    await mallory.confirmSelect();
+    await mallory.basicPublish('', controlQueue, null, credit(4, 'mallory'));
+    await mallory.basicPublish('', controlQueue, null, credit(4));
+    // alice's own credit for one more; then she stops.
+    await alice.basicPublish('', controlQueue, null, credit(3, 'alice'));
+    await replies.next(3);
+    await alice.basicPublish('', controlQueue, null, {
+      correlationId: id,
+      userId: 'alice',
+      headers: { 'rpc-control': 'cancel', 'rpc-reply-to': replies.name },
+    });
+    for (let seen = 4; ; seen++) {
+      const all = await replies.next(seen);
+      if (all.at(-1)?.properties.headers?.['rpc-stream'] !== 'end') continue;
+      const items = all.filter((m) => m.properties.headers?.['rpc-stream'] === 'item');
+      assert.equal(items.length, 3, "only alice's credit was honoured");
+      break;
+    }
+  });
+});
+
 /** A plain AMQP server on `queue`: hands over each request; `answer` replies to it. */
 async function rawServer(queue: string) {
   const channel = await rawAs('srv');
