@@ -68,6 +68,7 @@ const PLANNED = {
   'protocol.ts': 'protocol',
   'retry.ts': 'client',
   'server.ts': 'server',
+  'slots.ts': 'server',
   'stream-credit.ts': 'server',
   'transport.ts': 'transport',
   'write-batch.ts': 'transport',
