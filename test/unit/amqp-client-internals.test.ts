@@ -1,7 +1,9 @@
 // The internals of @cloudamqp/amqp-client that rabbit-rpc relies on, without a broker: its
-// buffer pool (bounded by boundBufferPool, D12) and its socket (corked by
-// batchWritesThisTick, D12). An upgrade that renames or reshapes either would silently undo
-// the memory bound or the write batching; these tests fail instead. They use the library
+// buffer pool and `send` (boundBufferPool makes every publish encode into one scratch buffer
+// and copies the frames out as they are sent, D12 and issue 13), and its socket (corked by
+// batchWritesThisTick, D12). An upgrade that renames or reshapes them, or that no longer
+// sends a publish in the same synchronous stretch that encodes it, would silently undo the
+// memory bound, corrupt frames or the write batching; these tests fail instead. They use the library
 // as the rest of rabbit-rpc does (a client, a channel on it, its publish path), with a
 // stand-in socket that records the writes.
 import assert from 'node:assert/strict';
@@ -16,17 +18,24 @@ import { batchWritesThisTick, boundBufferPool } from '../../src/write-batch.js';
 interface Internals {
   bufferPool: unknown;
   socket: Socket | undefined;
+  send: (bytes: Uint8Array) => Promise<void>;
 }
 
-/** A socket that takes writes and remembers each physical write (one per uncork or write). */
+/**
+ * A socket that takes writes and remembers each physical write (one per uncork or write)
+ * and the bytes of every chunk as they arrive.
+ */
 class RecordingSocket extends Writable {
   readonly writes: number[] = [];
-  override _write(_chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+  readonly chunks: Buffer[] = [];
+  override _write(chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
     this.writes.push(1);
+    this.chunks.push(Buffer.from(chunk));
     done();
   }
   override _writev(chunks: Array<{ chunk: Buffer }>, done: () => void): void {
     this.writes.push(chunks.length);
+    for (const { chunk } of chunks) this.chunks.push(Buffer.from(chunk));
     done();
   }
 }
@@ -44,43 +53,66 @@ function wired(): { amqp: AMQPClient & Internals; socket: RecordingSocket; chann
   return { amqp, socket, channel: new AMQPChannel(amqp, 1) };
 }
 
-test('a client has a buffer pool: an array of AMQPView that boundBufferPool bounds', () => {
+test('a client has a buffer pool and a send method; boundBufferPool turns the pool into one scratch buffer', () => {
   const amqp = client();
   assert.ok(Array.isArray(amqp.bufferPool), 'AMQPClient#bufferPool is an array');
+  assert.equal(typeof amqp.send, 'function', 'AMQPClient#send exists');
   boundBufferPool(amqp);
   const pool = amqp.bufferPool as AMQPView[];
-  // Empty: a fresh 16 KiB buffer rather than one of frameMax (128 KiB by default).
-  const fresh = pool.pop();
-  assert.ok(fresh instanceof AMQPView);
-  assert.equal(fresh.byteLength, 16 * 1024);
-  // Full: at most 512 buffers kept, whatever is given back.
+  const scratch = pool.pop();
+  assert.ok(scratch instanceof AMQPView);
+  assert.ok(scratch.byteLength >= 128 * 1024, 'at least a frame of the default frameMax');
+  assert.equal(pool.pop(), scratch, 'every publish gets the same scratch buffer');
+  // Nothing given back is kept: the scratch never left.
   for (let i = 0; i < 600; i++) pool.push(new AMQPView(new ArrayBuffer(8)));
-  assert.equal(pool.length, 512);
+  assert.equal(pool.length, 0);
 });
 
-test('a publish takes its frame buffer from the client pool and gives it back', async () => {
-  const { amqp, channel } = wired();
+test('a publish encodes into the scratch and sends a copy in the same synchronous stretch', async () => {
+  const { amqp, socket, channel } = wired();
   boundBufferPool(amqp);
   const pool = amqp.bufferPool as AMQPView[];
-  const taken: AMQPView[] = [];
-  const given: AMQPView[] = [];
+  const events: string[] = [];
   const pop = pool.pop.bind(pool);
-  const push = pool.push.bind(pool);
   pool.pop = () => {
-    const view = pop();
-    if (view) taken.push(view);
-    return view;
+    events.push('pop');
+    return pop();
   };
-  pool.push = (...views: AMQPView[]) => {
-    given.push(...views);
-    return push(...views);
+  const send = amqp.send.bind(amqp);
+  const scratch = pop();
+  let sentScratch = false;
+  amqp.send = (bytes: Uint8Array) => {
+    events.push('send');
+    return send(bytes);
+  };
+  socket._write = (chunk: Buffer, _encoding, done) => {
+    if (chunk.buffer === scratch?.buffer) sentScratch = true;
+    socket.chunks.push(Buffer.from(chunk));
+    done();
   };
   assert.equal(channel.connection, amqp, 'a channel knows its client (AmqpChannelLike.connection)');
-  await channel.basicPublish('', 'queue', new Uint8Array(100), { contentType: 'x' }, false);
-  assert.equal(taken.length, 1, 'the publish popped a buffer from the pool');
-  assert.equal(taken[0]?.byteLength, 16 * 1024, "and it was the bounded pool's fresh buffer");
-  assert.deepEqual(given, taken, 'and pushed the same buffer back once written');
-  assert.equal(pool.length, 1);
+  // Two publishes in one tick: the second reuses the scratch; the first's frames must stand.
+  const first = channel.basicPublish('', 'queue-one', new Uint8Array(100), {}, false);
+  assert.deepEqual(events, ['pop', 'send'], 'encoded and handed to send before publish returns');
+  const second = channel.basicPublish('', 'queue-two', new Uint8Array(100), {}, false);
+  await Promise.all([first, second]);
+  assert.equal(sentScratch, false, 'the socket never holds the scratch itself');
+  const written = Buffer.concat(socket.chunks).toString('latin1');
+  assert.ok(
+    written.indexOf('queue-one') >= 0 &&
+      written.indexOf('queue-two') > written.indexOf('queue-one'),
+  );
+});
+
+test('a body larger than the scratch is sent from its own buffer, whole', async () => {
+  const { amqp, socket, channel } = wired();
+  boundBufferPool(amqp);
+  const body = new Uint8Array(300 * 1024).fill(7);
+  await channel.basicPublish('', 'queue', body, {}, false);
+  const written = Buffer.concat(socket.chunks);
+  let sevens = 0;
+  for (const byte of written) if (byte === 7) sevens++;
+  assert.ok(sevens >= body.length, 'every body byte went out');
 });
 
 test("the client writes frames through its socket, so a corked tick's publishes go out in one write", async () => {
