@@ -370,6 +370,7 @@ const SERVE_OPTION_NAMES_LIST = {
   queueArguments: true,
   interceptors: true,
   dedupe: true,
+  batch: true,
 } satisfies Record<keyof ServeOptions, true>;
 /** The names of {@link ServeOptions}, for contracts' serve options to extend. */
 export const SERVE_OPTION_NAMES = optionNames(SERVE_OPTION_NAMES_LIST);
@@ -377,6 +378,10 @@ export const SERVE_OPTION_NAMES = optionNames(SERVE_OPTION_NAMES_LIST);
 export function serveOptionNamesWith(extra: Readonly<Record<string, true>>): ReadonlySet<string> {
   return optionNames({ ...SERVE_OPTION_NAMES_LIST, ...extra });
 }
+const SERVE_BATCH_OPTION_NAMES = optionNames({
+  maxEntries: true,
+  maxBytes: true,
+} satisfies Record<keyof ServeBatchOptions, true>);
 const DEDUPE_OPTION_NAMES = optionNames({
   maxEntries: true,
   maxBytes: true,
@@ -604,6 +609,7 @@ function resolveServeBatch(value: ServeOptions['batch']): false | Required<Serve
     invalid('batch must be true, false or { maxEntries, maxBytes }');
   }
   const limits = typeof value === 'object' ? value : {};
+  if (typeof value === 'object') checkOptionNames(value, SERVE_BATCH_OPTION_NAMES, 'batch');
   const defaults = SERVE_DEFAULTS.batch;
   return {
     maxEntries: integer('batch.maxEntries', limits.maxEntries, defaults.maxEntries, 1, 1_000_000),

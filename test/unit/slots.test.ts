@@ -1,7 +1,9 @@
-// The bounds a server keeps on what it runs (src/slots.ts) and on stream credit
-// (src/stream-credit.ts): no event loop or broker involved.
+// The bounds a server keeps on what it runs (src/slots.ts), on stream credit
+// (src/stream-credit.ts) and on batches (ServeOptions.batch): no broker involved.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import { RpcError } from '../../src/errors.js';
+import { resolveServeOptions } from '../../src/options.js';
 import { Slots } from '../../src/slots.js';
 import { StreamCredit } from '../../src/stream-credit.js';
 
@@ -76,5 +78,26 @@ describe('StreamCredit', () => {
     credit.grant(2);
     credit.grant(3);
     await credit.ready(2, never);
+  });
+});
+
+describe('ServeOptions.batch', () => {
+  test('defaults, false, bounds; bad values and unknown names are INVALID_ARGUMENT', () => {
+    assert.deepEqual(resolveServeOptions().batch, { maxEntries: 1_000, maxBytes: 1024 * 1024 });
+    assert.equal(resolveServeOptions({ batch: false }).batch, false);
+    assert.deepEqual(resolveServeOptions({ batch: true }).batch, {
+      maxEntries: 1_000,
+      maxBytes: 1024 * 1024,
+    });
+    assert.deepEqual(resolveServeOptions({ batch: { maxEntries: 5 } }).batch, {
+      maxEntries: 5,
+      maxBytes: 1024 * 1024,
+    });
+    for (const bad of [{ maxEntries: 0 }, { maxBytes: -1 }, { maxEntrys: 5 }, 'yes']) {
+      assert.throws(
+        () => resolveServeOptions({ batch: bad as never }),
+        (error: unknown) => error instanceof RpcError && error.code === 'INVALID_ARGUMENT',
+      );
+    }
   });
 });
