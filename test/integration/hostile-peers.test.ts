@@ -174,7 +174,7 @@ describe('call ids', () => {
     const rpc = await connectForTest();
     const queue = uniqueQueue('hostile.ids');
     const channel = await rawChannel(t);
-    await channel.queueDeclare(queue, { durable: false, autoDelete: false });
+    await channel.queueDeclare(queue, { durable: true, autoDelete: false });
     const ids: string[] = [];
     const three = deferred();
     await channel.basicConsume(queue, { noAck: true }, (message) => {
@@ -244,7 +244,7 @@ async function scriptedStreamServer(
   seqs: number[],
 ) {
   const channel = await rawChannel(t);
-  await channel.queueDeclare(queue, { durable: false, autoDelete: false });
+  await channel.queueDeclare(queue, { durable: true, autoDelete: false });
   const control = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
   const cancel = deferred<AMQPMessage>();
   await channel.basicConsume(control.name, { noAck: true }, (message) => {
