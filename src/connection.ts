@@ -35,6 +35,9 @@ import {
   type ServiceRefOptionsArgs,
   type ServiceTransport,
 } from './contract/service-client.js';
+import { describeService } from './contract/describe.js';
+import type { ContractDescription } from './protocol/describe.js';
+import { discover, type DiscoveryOptions, type ServiceDescription } from './client/discovery.js';
 import { planServiceServer, type ServiceServeOptions } from './contract/service-server.js';
 import type {
   AnyService,
@@ -282,6 +285,39 @@ export class RpcConnection implements AsyncDisposable {
     })) as Array<BroadcastReply<TReply>>;
   }
 
+  /**
+   * Finds every rabbit-rpc server on the broker (the vhost) in one request through the
+   * control exchange, and resolves with them grouped by queue: the service, its methods with
+   * their JSON Schemas, and each instance (version, start time, calls in flight, counters).
+   * Servers that are not rabbit-rpc (the seed's) do not answer and are not listed. Collects
+   * answers for `timeoutMs` (default 1000). Not seen by the call interceptors: it is a
+   * question to the control plane, not a call.
+   *
+   * @throws RpcError CANCELLED when `signal` aborts, INVALID_ARGUMENT for bad options.
+   */
+  services(options?: DiscoveryOptions): Promise<ServiceDescription[]> {
+    return discover({ caller: this.#caller, control: this.#control }, undefined, options);
+  }
+
+  /**
+   * Describes the service served on `queue`: its methods and the instances that answered
+   * within `timeoutMs` (default 1000).
+   *
+   * @throws RpcError NOT_FOUND when no rabbit-rpc server of `queue` answered,
+   *   INVALID_ARGUMENT for bad options, CANCELLED when `signal` aborts.
+   */
+  async describe(queue: string, options?: DiscoveryOptions): Promise<ServiceDescription> {
+    const [service] = await discover(
+      { caller: this.#caller, control: this.#control },
+      queue,
+      options,
+    );
+    if (service === undefined) {
+      throw new RpcError('NOT_FOUND', `no rabbit-rpc server of "${queue}" answered`);
+    }
+    return service;
+  }
+
   /** Runs a stream or a broadcast through the interceptors (if any) to {@link #send}. */
   #dispatch(request: InternalCallRequest): Promise<unknown> {
     const intercepted = this.#intercepted;
@@ -406,8 +442,19 @@ export class RpcConnection implements AsyncDisposable {
   ): Promise<RpcServer> {
     if (isServiceDefinition(queue)) {
       const plan = planServiceServer(queue, handler as ServiceImplementation<AnyService>, options);
-      return this.serve(plan.queue, plan.handler, plan.options);
+      // What describe requests are answered with: the schemas are converted once, here.
+      const contract = await describeService(queue, plan.queue);
+      return this.#serve(plan.queue, plan.handler, plan.options, contract);
     }
+    return this.#serve(queue, handler as Handler<TRequest, TReply>, options, undefined);
+  }
+
+  async #serve<TRequest, TReply>(
+    queue: string,
+    handler: Handler<TRequest, TReply>,
+    options: ServeOptions | undefined,
+    contract: ContractDescription | undefined,
+  ): Promise<RpcServer> {
     checkQueueName(queue);
     if (typeof handler !== 'function')
       throw new RpcError('INVALID_ARGUMENT', 'serve() needs a handler function');
@@ -432,6 +479,7 @@ export class RpcConnection implements AsyncDisposable {
       this.#options.maxPayloadBytes,
       (closed) => this.#servers.delete(closed),
       this.#control,
+      contract,
     );
     this.#servers.add(server);
     try {

@@ -7,6 +7,7 @@ import {
   CONTROL_HEADER,
   CREDIT_HEADER,
 } from './protocol.js';
+import { DESCRIBE_ALL_KEY, DESCRIBE_CONTROL } from './protocol/describe.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 
@@ -29,6 +30,8 @@ export interface ControlTarget {
   credit(correlationId: string, total: number, from: ControlSender): void;
   /** A broadcast request (published to the control exchange) for the queue it serves. */
   broadcast(message: AmqpMessageLike): void;
+  /** A describe request: answer with what the server is (docs/protocol.md). */
+  describe(message: AmqpMessageLike): void;
 }
 
 /** How long a "the control exchange does not exist" answer is trusted before asking again. */
@@ -59,6 +62,8 @@ export class ControlPlane implements LinkParticipant {
   /** The control queue's name while it is consumed. */
   #queue: string | undefined;
   #listening: Promise<string> | undefined;
+  /** The control queue bound with the describe-all key, so that discovery reaches it. */
+  #describeBound: string | undefined;
   #exchangeExists = false;
   /** The existence check under way: concurrent cancels (rpc.close() sends one per call) share it. */
   #checkingExchange: Promise<boolean> | undefined;
@@ -95,7 +100,12 @@ export class ControlPlane implements LinkParticipant {
     if (!targets) this.#targets.set(queue, (targets = new Set()));
     targets.add(target);
     try {
-      await this.#bind(await this.#listen(), queue);
+      const controlQueue = await this.#listen();
+      await this.#bind(controlQueue, queue);
+      if (this.#describeBound !== controlQueue) {
+        await this.#bind(controlQueue, DESCRIBE_ALL_KEY);
+        this.#describeBound = controlQueue;
+      }
     } catch (error) {
       this.#link.logger.warn(
         { queue, err: error },
@@ -315,6 +325,15 @@ export class ControlPlane implements LinkParticipant {
       target?.broadcast(message);
       return;
     }
+    if (kind === DESCRIBE_CONTROL) {
+      // Every server of the connection (discovery), or those of the queue it was sent for.
+      const targets =
+        message.routingKey === DESCRIBE_ALL_KEY
+          ? [...this.#targets.values()].flatMap((set) => [...set])
+          : [...(this.#targets.get(message.routingKey) ?? [])];
+      for (const target of targets) target.describe(message);
+      return;
+    }
     if (correlationId === undefined) return;
     const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
     const from: ControlSender = {
@@ -339,6 +358,7 @@ export class ControlPlane implements LinkParticipant {
     this.#sendChannel.forget();
     this.#queue = undefined;
     this.#listening = undefined;
+    this.#describeBound = undefined;
   }
 
   connectionLost(): void {

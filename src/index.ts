@@ -92,3 +92,13 @@ export type {
   StandardSchemaV1Props,
   StandardSchemaV1Result,
 } from './contract/standard-schema.js';
+export { describeService } from './contract/describe.js';
+export { DEFAULT_DISCOVERY_TIMEOUT_MS } from './client/discovery.js';
+export type { DiscoveryOptions, ServiceDescription } from './client/discovery.js';
+export type {
+  ContractDescription,
+  InstanceCounters,
+  InstanceDescription,
+  JsonSchema,
+  MethodDescription,
+} from './protocol/describe.js';

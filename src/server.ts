@@ -36,6 +36,8 @@ import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from './protocol.js';
 import { batchWritesThisTick } from './write-batch.js';
 import { settledWithin } from './within.js';
 import { setTimeoutAt, type LongTimeout } from './timers.js';
+import type { ContractDescription } from './protocol/describe.js';
+import { describeInstance, ErrorCounts } from './server/describe.js';
 import { DedupeCache, dedupeKey } from './dedupe-cache.js';
 import type { Handler, HandlerContext } from './handler.js';
 import { declareServiceQueue } from './declare.js';
@@ -179,6 +181,9 @@ export class RpcServer implements AsyncDisposable {
   #abandoned = 0;
   /** Looks for handlers running past their deadline; see {@link RpcServer.#sweep}. */
   #sweepTimer: NodeJS.Timeout | undefined;
+  /** For the describe answer: error replies by code, and when consuming began. */
+  readonly #errors = new ErrorCounts();
+  #startedAt = Date.now();
   /** Answers by `message_id`, for duplicates; undefined with `dedupe: false`. */
   readonly #dedupe: DedupeCache<Replied> | undefined;
   #channel: AmqpChannelLike | undefined;
@@ -203,6 +208,8 @@ export class RpcServer implements AsyncDisposable {
     maxPayloadBytes: number,
     private readonly onClosed: (server: RpcServer) => void,
     private readonly control: ControlPlane | undefined,
+    /** The contract served, for describe requests; undefined for a plain handler. */
+    private readonly contract?: ContractDescription,
   ) {
     this.#link = link;
     this.queue = queue;
@@ -251,6 +258,7 @@ export class RpcServer implements AsyncDisposable {
     this.#link.join(this);
     this.#sweepTimer = setInterval(() => this.#sweep(), SWEEP_INTERVAL_MS);
     this.#sweepTimer.unref();
+    this.#startedAt = Date.now();
   }
 
   /**
@@ -278,6 +286,33 @@ export class RpcServer implements AsyncDisposable {
       ctx.onAbandon?.();
       this.#finish(ctx);
     }
+  }
+
+  /**
+   * @internal A describe request (docs/protocol.md, "Describe and discovery"): answered on
+   * the control channel with what this server is and how it is doing; never runs the handler.
+   */
+  describe(message: AmqpMessageLike): void {
+    const { replyTo, correlationId } = message.properties;
+    const instance = this.control?.address;
+    if (this.#closing || !replyTo || !this.control || instance === undefined) return;
+    const body = describeInstance({
+      queue: this.queue,
+      contract: this.contract,
+      instance,
+      startedAt: this.#startedAt,
+      inFlight: this.#active.size,
+      prefetch: this.#options.prefetch,
+      replied: this.#replied,
+      expired: this.#expired,
+      errors: this.#errors,
+    });
+    const properties: AmqpProperties = {
+      contentType: CONTENT_TYPE_JSON,
+      headers: { [CONTROL_QUEUE_HEADER]: instance },
+    };
+    if (correlationId !== undefined) properties.correlationId = correlationId;
+    this.control.reply(replyTo, new TextEncoder().encode(JSON.stringify(body)), properties);
   }
 
   async #consume(client: AmqpClientLike): Promise<void> {
@@ -750,6 +785,7 @@ export class RpcServer implements AsyncDisposable {
     correlationId: string | undefined,
   ): [EncodedBody, Record<string, AmqpField>] {
     const error = RpcError.from(thrown, 'UNKNOWN');
+    this.#errors.count(error.code);
     if (error.code === 'UNKNOWN' || error.code === 'INTERNAL') {
       // An unexpected failure: worth a look. Deliberate RpcErrors are the caller's business.
       this.#link.logger.warn(

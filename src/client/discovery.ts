@@ -1,0 +1,156 @@
+import { MORE, type Caller, type MultiReply } from '../caller.js';
+import type { ControlPlane } from '../control.js';
+import { RpcError } from '../errors.js';
+import { checkQueueName, resolveTimeoutMs } from '../options.js';
+import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol.js';
+import {
+  DESCRIBE_ALL_KEY,
+  DESCRIBE_CONTROL,
+  MAX_DESCRIPTION_BYTES,
+  MAX_INSTANCES,
+  readInstanceDescription,
+  type InstanceDescription,
+  type MethodDescription,
+} from '../protocol/describe.js';
+
+/** Options of `rpc.services()` and `rpc.describe()`. */
+export interface DiscoveryOptions {
+  /**
+   * How long to collect answers, in milliseconds: every instance that answers within it is
+   * in the result. @default 1000
+   */
+  timeoutMs?: number;
+  /** Stops collecting early: the call rejects with CANCELLED. */
+  signal?: AbortSignal;
+}
+
+/** Default of {@link DiscoveryOptions.timeoutMs}. */
+export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
+
+const OPTION_NAMES = new Set(['timeoutMs', 'signal']);
+
+/** One service queue and the instances that serve it, as `rpc.services()` finds them. */
+export interface ServiceDescription {
+  readonly queue: string;
+  /** The contract's name; absent when the queue is served by plain handlers. */
+  readonly service?: string;
+  /**
+   * The methods, as the most recently started instance describes them (during a rolling
+   * deploy instances may differ: see `consistent`).
+   */
+  readonly methods: readonly MethodDescription[];
+  /** False when the instances do not all describe the same service and methods. */
+  readonly consistent: boolean;
+  /** Every instance that answered, oldest first. */
+  readonly instances: readonly InstanceDescription[];
+}
+
+/** What discovery needs of the connection. */
+export interface DiscoveryPorts {
+  readonly caller: Caller;
+  readonly control: ControlPlane;
+}
+
+/**
+ * Asks every rabbit-rpc server on the vhost (`queue` undefined) or every instance of one
+ * queue to describe itself, in one request through the control exchange, and groups the
+ * answers by queue. Replies that are not valid descriptions are dropped.
+ */
+export async function discover(
+  ports: DiscoveryPorts,
+  queue: string | undefined,
+  options: DiscoveryOptions | undefined,
+): Promise<ServiceDescription[]> {
+  checkOptions(options);
+  const timeoutMs = resolveTimeoutMs(options?.timeoutMs, DEFAULT_DISCOVERY_TIMEOUT_MS);
+  if (queue !== undefined) checkQueueName(queue);
+  if (options?.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+    throw new RpcError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
+  }
+  // No control exchange: no rabbit-rpc server has ever run on this vhost.
+  const exists = await ports.control.exchangeExists().catch((error: unknown) => {
+    throw RpcError.from(error, 'UNAVAILABLE');
+  });
+  if (!exists) return [];
+  const instances: InstanceDescription[] = [];
+  const multi = describeReplies(instances);
+  await ports.caller.call(
+    queue ?? DESCRIBE_ALL_KEY,
+    null,
+    options?.signal ? { timeoutMs, signal: options.signal } : { timeoutMs },
+    undefined,
+    multi,
+  );
+  return groupByQueue(instances);
+}
+
+/** Collects describe replies: each checked, at most {@link MAX_INSTANCES}, until the deadline. */
+function describeReplies(instances: InstanceDescription[]): MultiReply {
+  const seen = new Set<string>();
+  return {
+    exchange: CONTROL_EXCHANGE,
+    headers: { [CONTROL_HEADER]: DESCRIBE_CONTROL },
+    onMessage(message) {
+      const body = message.body;
+      if (body === null || body.length > MAX_DESCRIPTION_BYTES) return MORE;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(new TextDecoder().decode(body));
+      } catch {
+        return MORE;
+      }
+      const description = readInstanceDescription(parsed);
+      if (description === undefined) return MORE;
+      // One answer per server (queue and instance): a repeated one is not a second instance.
+      const key = `${description.queue}\u0000${description.instance}`;
+      if (seen.has(key)) return MORE;
+      seen.add(key);
+      instances.push(description);
+      return instances.length >= MAX_INSTANCES ? instances : MORE;
+    },
+    onDeadline: () => instances,
+    onNoRoute: () => instances,
+  };
+}
+
+/** The answers grouped by queue, queues in name order, instances oldest first. */
+export function groupByQueue(instances: readonly InstanceDescription[]): ServiceDescription[] {
+  const byQueue = new Map<string, InstanceDescription[]>();
+  for (const instance of instances) {
+    const group = byQueue.get(instance.queue);
+    if (group) group.push(instance);
+    else byQueue.set(instance.queue, [instance]);
+  }
+  return [...byQueue.entries()]
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+    .map(([queue, group]) => {
+      group.sort((a, b) => (a.startedAt < b.startedAt ? -1 : a.startedAt > b.startedAt ? 1 : 0));
+      // Every group has at least the instance that created it.
+      const newest = group.at(-1) as InstanceDescription;
+      const signature = (instance: InstanceDescription): string =>
+        JSON.stringify([instance.service ?? null, instance.methods]);
+      const consistent = group.every((instance) => signature(instance) === signature(newest));
+      const service: ServiceDescription = {
+        queue,
+        methods: newest.methods,
+        consistent,
+        instances: group,
+      };
+      return newest.service === undefined ? service : { ...service, service: newest.service };
+    });
+}
+
+function checkOptions(options: unknown): void {
+  if (options === undefined) return;
+  if (typeof options !== 'object' || options === null) {
+    throw new RpcError('INVALID_ARGUMENT', 'options must be an object');
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) {
+      throw new RpcError(
+        'INVALID_ARGUMENT',
+        `unknown option "${name}" (discovery options: ${[...OPTION_NAMES].join(', ')})`,
+      );
+    }
+  }
+}
