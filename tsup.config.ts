@@ -23,6 +23,7 @@ export default defineConfig([
       testing: 'src/testing/index.ts',
       otel: 'src/otel/index.ts',
       nestjs: 'src/nestjs/index.ts',
+      asyncapi: 'src/asyncapi/index.ts',
     },
     format: ['esm', 'cjs'],
     // Declarations marked @internal stay out of the published types (npm run check:package).

@@ -46,6 +46,7 @@ const PUBLIC_ENTRIES = new Set([
   'otel/index.ts',
   'testing/index.ts',
   'nestjs/index.ts',
+  'asyncapi/index.ts',
 ]);
 
 /** Where each file still at the top of src/ goes (docs/architecture.md, "Target layout"). */
@@ -90,6 +91,7 @@ const FOLDERS = {
   otel: { folders: [], public: true, packages: ['@opentelemetry/api'] },
   cli: { folders: [], public: true },
   nestjs: { folders: [], public: true },
+  asyncapi: { folders: [], public: true },
 };
 
 /** Folders (and new top-level folders) that see only the public entry points. */

@@ -52,7 +52,7 @@ export type {
 } from './transport.js';
 export type { CallerStats } from './caller.js';
 export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
-export { defineService, method, typeOnly } from './contract/define-service.js';
+export { defineService, isServiceDefinition, method, typeOnly } from './contract/define-service.js';
 export type { DefineServiceOptions } from './contract/define-service.js';
 export { isServiceError } from './contract/service-client.js';
 export type {
