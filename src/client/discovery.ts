@@ -1,7 +1,7 @@
 import { MORE, type Caller, type MultiReply } from '../caller.js';
 import type { ControlPlane } from '../control.js';
 import { RpcError } from '../errors.js';
-import { checkQueueName, resolveTimeoutMs } from '../options.js';
+import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol.js';
 import {
   DESCRIBE_ALL_KEY,
@@ -22,12 +22,17 @@ export interface DiscoveryOptions {
   timeoutMs?: number;
   /** Stops collecting early: the call rejects with CANCELLED. */
   signal?: AbortSignal;
+  /**
+   * Stop once this many instances have answered (`max: 1` with `describe(queue)` when one
+   * answer is enough). @default no limit: every answer until `timeoutMs`
+   */
+  max?: number;
 }
 
 /** Default of {@link DiscoveryOptions.timeoutMs}. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
 
-const OPTION_NAMES = new Set(['timeoutMs', 'signal']);
+const OPTION_NAMES = new Set(['timeoutMs', 'signal', 'max']);
 
 /** One service queue and the instances that serve it, as `rpc.services()` finds them. */
 export interface ServiceDescription {
@@ -63,6 +68,7 @@ export async function discover(
 ): Promise<ServiceDescription[]> {
   checkOptions(options);
   const timeoutMs = resolveTimeoutMs(options?.timeoutMs, DEFAULT_DISCOVERY_TIMEOUT_MS);
+  const max = Math.min(resolveMax(options?.max), MAX_INSTANCES);
   if (queue !== undefined) checkQueueName(queue);
   if (options?.signal !== undefined && !(options.signal instanceof AbortSignal)) {
     throw new RpcError('INVALID_ARGUMENT', 'signal must be an AbortSignal');
@@ -73,7 +79,7 @@ export async function discover(
   });
   if (!exists) return [];
   const instances: InstanceDescription[] = [];
-  const multi = describeReplies(instances);
+  const multi = describeReplies(instances, max);
   await ports.caller.call(
     queue ?? DESCRIBE_ALL_KEY,
     null,
@@ -84,8 +90,8 @@ export async function discover(
   return groupByQueue(instances);
 }
 
-/** Collects describe replies: each checked, at most {@link MAX_INSTANCES}, until the deadline. */
-function describeReplies(instances: InstanceDescription[]): MultiReply {
+/** Collects describe replies: each checked, at most `max`, until the deadline. */
+function describeReplies(instances: InstanceDescription[], max: number): MultiReply {
   const seen = new Set<string>();
   return {
     exchange: CONTROL_EXCHANGE,
@@ -106,7 +112,7 @@ function describeReplies(instances: InstanceDescription[]): MultiReply {
       if (seen.has(key)) return MORE;
       seen.add(key);
       instances.push(description);
-      return instances.length >= MAX_INSTANCES ? instances : MORE;
+      return instances.length >= max ? instances : MORE;
     },
     onDeadline: () => instances,
     onNoRoute: () => instances,

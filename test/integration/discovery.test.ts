@@ -174,6 +174,19 @@ describe('rpc.describe(queue)', () => {
     assert.equal(await codeOf(caller.describe('')), 'INVALID_ARGUMENT');
   });
 
+  test('max: resolves as soon as that many instances answered', async () => {
+    const queue = uniqueQueue('disc.max');
+    for (const rpc of await Promise.all([connectForTest(), connectForTest()])) {
+      await rpc.serve(queue, () => 'up');
+    }
+    const caller = await connectForTest();
+    const before = Date.now();
+    const service = await caller.describe(queue, { max: 1, timeoutMs: 10_000 });
+    assert.ok(Date.now() - before < 5_000);
+    assert.equal(service.instances.length, 1);
+    assert.equal(await codeOf(caller.describe(queue, { max: 0 })), 'INVALID_ARGUMENT');
+  });
+
   test('signal: CANCELLED', async () => {
     const caller = await connectForTest();
     const controller = new AbortController();
