@@ -5,7 +5,17 @@ import { closestName } from '../option-names.js';
 import type { PhaseLimit } from './bench-load.js';
 
 /** The commands of the `rabbit-rpc` CLI. */
-export const COMMANDS = ['call', 'broadcast', 'ping', 'serve', 'bench', 'demo'] as const;
+export const COMMANDS = [
+  'call',
+  'broadcast',
+  'ping',
+  'serve',
+  'bench',
+  'demo',
+  'services',
+  'describe',
+  'asyncapi',
+] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
 /** A command line the user got wrong: exit code 2, nothing was sent anywhere. */
@@ -34,6 +44,37 @@ export interface CallArgs {
   readonly stream: boolean;
   /** `--window`: the stream's flow-control window (only with `stream`). */
   readonly window: number | undefined;
+  /** With `method`: check the request against the described input schema first (`--no-check` turns it off). */
+  readonly check: boolean;
+}
+
+export interface ServicesArgs {
+  readonly command: 'services';
+  readonly url: string | undefined;
+  /** How long to collect answers; the library's default (1000 ms) when undefined. */
+  readonly timeoutMs: number | undefined;
+  /** The descriptions as JSON on stdout instead of the table. */
+  readonly json: boolean;
+}
+
+export interface DescribeArgs {
+  readonly command: 'describe';
+  readonly queue: string;
+  readonly url: string | undefined;
+  readonly timeoutMs: number | undefined;
+  readonly json: boolean;
+}
+
+export interface AsyncApiArgs {
+  readonly command: 'asyncapi';
+  /** A module whose exports include contracts; undefined with `--from-broker`. */
+  readonly module: string | undefined;
+  readonly fromBroker: boolean;
+  /** Where to write the document; stdout when undefined. */
+  readonly out: string | undefined;
+  readonly title: string | undefined;
+  readonly url: string | undefined;
+  readonly timeoutMs: number | undefined;
 }
 
 export interface BroadcastArgs {
@@ -113,7 +154,17 @@ export interface VersionArgs {
 }
 
 export type ParsedCommandLine =
-  CallArgs | BroadcastArgs | PingArgs | ServeArgs | BenchArgs | DemoArgs | HelpArgs | VersionArgs;
+  | CallArgs
+  | BroadcastArgs
+  | PingArgs
+  | ServeArgs
+  | BenchArgs
+  | DemoArgs
+  | ServicesArgs
+  | DescribeArgs
+  | AsyncApiArgs
+  | HelpArgs
+  | VersionArgs;
 
 /** The largest delay a Node timer accepts; the library's upper bound for timeouts. */
 const MAX_TIMEOUT_MS = 2_147_483_647;
@@ -155,7 +206,82 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       return parseBench(rest);
     case 'demo':
       return parseDemo(rest);
+    case 'services':
+      return parseServices(rest);
+    case 'describe':
+      return parseDescribe(rest);
+    case 'asyncapi':
+      return parseAsyncApi(rest);
   }
+}
+
+function parseServices(args: string[]): ServicesArgs | HelpArgs {
+  const { values, positionals } = parse('services', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'services' };
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals.join(' ')}"`, 'services');
+  }
+  return {
+    command: 'services',
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('services', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    json: values['json'] === true,
+  };
+}
+
+function parseDescribe(args: string[]): DescribeArgs | HelpArgs {
+  const { values, positionals } = parse('describe', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    json: { type: 'boolean' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'describe' };
+  const [queue, ...extra] = positionals;
+  if (queue === undefined) throw new UsageError('describe needs a queue', 'describe');
+  if (extra.length > 0) {
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'describe');
+  }
+  return {
+    command: 'describe',
+    queue: queueName(queue, 'describe'),
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('describe', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+    json: values['json'] === true,
+  };
+}
+
+function parseAsyncApi(args: string[]): AsyncApiArgs | HelpArgs {
+  const { values, positionals } = parse('asyncapi', args, {
+    url: { type: 'string' },
+    'timeout-ms': { type: 'string' },
+    'from-broker': { type: 'boolean' },
+    out: { type: 'string' },
+    title: { type: 'string' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'asyncapi' };
+  const [module, ...extra] = positionals;
+  const fromBroker = values['from-broker'] === true;
+  if (extra.length > 0) {
+    throw new UsageError(`unexpected argument "${extra.join(' ')}"`, 'asyncapi');
+  }
+  if ((module === undefined) === !fromBroker) {
+    throw new UsageError('asyncapi needs a module of contracts, or --from-broker', 'asyncapi');
+  }
+  const out = stringValue(values['out']);
+  if (out === '') throw new UsageError('--out needs a file name', 'asyncapi');
+  return {
+    command: 'asyncapi',
+    module,
+    fromBroker,
+    out,
+    title: stringValue(values['title']),
+    url: stringValue(values['url']),
+    timeoutMs: integerValue('asyncapi', '--timeout-ms', values['timeout-ms'], 1, MAX_TIMEOUT_MS),
+  };
 }
 
 function parseCall(args: string[]): CallArgs | HelpArgs {
@@ -166,6 +292,7 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     verbose: { type: 'boolean', short: 'v' },
     stream: { type: 'boolean' },
     window: { type: 'string' },
+    'no-check': { type: 'boolean' },
   });
   if (values['help'] === true) return { command: 'help', topic: 'call' };
   const [queue, json, ...extra] = positionals;
@@ -188,6 +315,7 @@ function parseCall(args: string[]): CallArgs | HelpArgs {
     verbose: values['verbose'] === true,
     stream,
     window,
+    check: values['no-check'] !== true,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   interruptSignal,
   reportConnectError,
 } from './output.js';
+import { checkJsonSchema } from './json-schema.js';
 import { printStream } from './stream.js';
 import { tracingTransport } from './trace.js';
 import { VerboseCall } from './verbose.js';
@@ -45,6 +46,16 @@ export async function runCall(args: CallArgs): Promise<number> {
     verbose?.connected(performance.now() - connectStarted);
     const options: CallOptions = { signal: interrupt.signal };
     if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
+    if (args.method !== undefined && args.check) {
+      const refused = await checkInput(
+        rpc,
+        args.queue,
+        args.method,
+        args.request,
+        interrupt.signal,
+      );
+      if (refused !== undefined) return refused;
+    }
     verbose?.calling(args.queue, args.method, args.timeoutMs);
     if (args.stream) {
       verbose?.streaming(args.window);
@@ -68,6 +79,42 @@ export async function runCall(args: CallArgs): Promise<number> {
     interrupt.release();
     await rpc?.close();
   }
+}
+
+/** How long `call --method` waits for the service to describe itself before calling unchecked. */
+const DESCRIBE_TIMEOUT_MS = 1_000;
+
+/**
+ * Checks the request against the input schema the service describes (its first instance
+ * to answer). Returns the exit code when it does not match (INVALID_ARGUMENT: what the
+ * server would answer, exit 1, but nothing is sent); undefined to go on and call. No
+ * description (not a rabbit-rpc server, no such method, no schema): nothing to check.
+ */
+async function checkInput(
+  rpc: RpcConnection,
+  queue: string,
+  method: string,
+  request: unknown,
+  signal: AbortSignal,
+): Promise<number | undefined> {
+  let schema: unknown;
+  try {
+    const service = await rpc.describe(queue, { max: 1, timeoutMs: DESCRIBE_TIMEOUT_MS, signal });
+    schema = service.methods.find((described) => described.name === method)?.input;
+  } catch {
+    return signal.aborted ? EXIT.INTERRUPTED : undefined;
+  }
+  if (schema === undefined) return undefined;
+  const issues = checkJsonSchema(schema, request);
+  if (issues.length === 0) return undefined;
+  printRpcError(
+    new RpcError(
+      'INVALID_ARGUMENT',
+      `the request does not match the input schema of ${method} (not sent; --no-check sends it anyway)`,
+      { details: issues },
+    ),
+  );
+  return EXIT.ERROR;
 }
 
 /** JSON replies as one line of JSON; binary (application/octet-stream) replies as raw bytes. */

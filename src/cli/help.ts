@@ -14,6 +14,9 @@ Usage:
   rabbit-rpc bench (<queue> | --echo) [<json> | --payload-bytes <n>] [-c <n>]
                    [--duration-ms <n> | -n <calls>] [--json] [--url <url>] ...
   rabbit-rpc demo [--url <url>]
+  rabbit-rpc services [--timeout-ms <n>] [--json] [--url <url>]
+  rabbit-rpc describe <queue> [--timeout-ms <n>] [--json] [--url <url>]
+  rabbit-rpc asyncapi (<module> | --from-broker) [--out <file>] [--title <t>] [--url <url>]
 
 Commands:
   call       send one request and print the reply as JSON (--stream: each item of a
@@ -23,6 +26,9 @@ Commands:
   serve      answer requests on a queue until SIGINT/SIGTERM
   bench      call a queue with many calls in flight: calls/s, errors, latency percentiles
   demo       start a server and call it: replies, errors, a timeout, with latencies
+  services   list the rabbit-rpc services on the broker: queue, service, instances, methods
+  describe   one service's methods with their JSON Schemas, and its instances
+  asyncapi   an AsyncAPI 3.0 document of a module's contracts, or of the broker's services
 
 Options:
   -h, --help          help (also: rabbit-rpc <command> --help)
@@ -47,7 +53,11 @@ stops reading, which cancels the stream on the server.
 
 Options:
   --method <name>     call this method of a service (sent as the AMQP type property);
-                      a service's queue is rpc.<service name> unless it chose another
+                      a service's queue is rpc.<service name> unless it chose another.
+                      The request is first checked against the input schema the
+                      service describes: a mismatch prints the issues, sends nothing
+                      and exits 1 (INVALID_ARGUMENT)
+  --no-check          with --method: send without checking the request first
   --timeout-ms <n>    deadline in milliseconds (default: 30000); with --stream, for the
                       whole stream
   --stream            print the items of a streamed reply as they come
@@ -197,6 +207,47 @@ ${URL_HELP}
   -h, --help          this help
 `;
 
+const SERVICES = `Usage: rabbit-rpc services [--timeout-ms <n>] [--json] [--url <url>]
+
+Asks every rabbit-rpc server on the broker to describe itself (one request through the
+control exchange; no management plugin) and prints one line per queue: queue, service,
+instances, methods. Servers that are not rabbit-rpc do not answer and are not listed.
+
+Options:
+  --timeout-ms <n>    how long to collect answers (default: 1000)
+  --json              the descriptions as one line of JSON (schemas, counters, ...)
+${URL_HELP}
+  -h, --help          this help
+`;
+
+const DESCRIBE = `Usage: rabbit-rpc describe <queue> [--timeout-ms <n>] [--json] [--url <url>]
+
+Prints the service served on <queue>: each method with its input and output JSON Schema
+and declared errors, then each instance (version, start time, calls in flight, counters).
+No rabbit-rpc server of <queue> answering is NOT_FOUND (exit 1).
+
+Options:
+  --timeout-ms <n>    how long to collect answers (default: 1000)
+  --json              the description as one line of JSON
+${URL_HELP}
+  -h, --help          this help
+`;
+
+const ASYNCAPI = `Usage: rabbit-rpc asyncapi <module> [--out <file>] [--title <title>]
+       rabbit-rpc asyncapi --from-broker [--out <file>] [--timeout-ms <n>] [--url <url>]
+
+Writes an AsyncAPI 3.0 document (JSON) of the contracts <module> exports (every
+defineService value, whatever its export name), or of the services found on the broker.
+
+Options:
+  --from-broker       describe the services that answer on the broker instead
+  --out <file>        write the document there instead of stdout
+  --title <title>     the document's info.title (default: rabbit-rpc services)
+  --timeout-ms <n>    with --from-broker: how long to collect answers (default: 1000)
+${URL_HELP}
+  -h, --help          this help
+`;
+
 /** The help text of `command`, or the top-level help. */
 export function helpText(command: CommandName | undefined): string {
   switch (command) {
@@ -212,6 +263,12 @@ export function helpText(command: CommandName | undefined): string {
       return BENCH;
     case 'demo':
       return DEMO;
+    case 'services':
+      return SERVICES;
+    case 'describe':
+      return DESCRIBE;
+    case 'asyncapi':
+      return ASYNCAPI;
     case undefined:
       return TOP;
   }

@@ -72,7 +72,8 @@ function check(
 }
 
 function checkString(schema: Schema & object, value: string, add: (m: string) => void): void {
-  const length = [...value].length;
+  // JSON Schema counts code points: a surrogate pair is one character.
+  const length = value.replace(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g, '_').length;
   const { minLength, maxLength, pattern } = schema;
   if (typeof minLength === 'number' && length < minLength) add(`shorter than ${minLength}`);
   if (typeof maxLength === 'number' && length > maxLength) add(`longer than ${maxLength}`);

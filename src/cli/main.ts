@@ -1,9 +1,11 @@
 import { RpcError } from '../index.js';
 import { parseCommandLine, UsageError } from './args.js';
+import { runAsyncApi } from './asyncapi.js';
 import { runBench } from './bench.js';
 import { runBroadcast } from './broadcast.js';
 import { runCall } from './call.js';
 import { runDemo } from './demo.js';
+import { runDescribe, runServices } from './discovery.js';
 import { helpText } from './help.js';
 import { runPing } from './ping.js';
 import {
@@ -50,6 +52,12 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runBench(parsed);
       case 'demo':
         return await runDemo(parsed);
+      case 'services':
+        return await runServices(parsed);
+      case 'describe':
+        return await runDescribe(parsed);
+      case 'asyncapi':
+        return await runAsyncApi(parsed);
     }
   } catch (thrown) {
     if (thrown instanceof UsageError) {
