@@ -173,7 +173,8 @@ function addService(
     bindings: {
       amqp: {
         is: 'queue',
-        queue: { name: service.queue, durable: false, exclusive: false, autoDelete: false },
+        // Durability is the server's option, known to neither the contract nor its answer.
+        queue: { name: service.queue, exclusive: false },
         bindingVersion: BINDING_VERSION,
       },
     },

@@ -70,7 +70,7 @@ describe('toAsyncApi()', () => {
     assert.equal(channels['rpc.orders']?.['address'], 'rpc.orders');
     assert.deepEqual((channels['rpc.orders']['bindings'] as { amqp: unknown }).amqp, {
       is: 'queue',
-      queue: { name: 'rpc.orders', durable: false, exclusive: false, autoDelete: false },
+      queue: { name: 'rpc.orders', exclusive: false },
       bindingVersion: '0.3.0',
     });
     assert.equal(channels['odd_queue_name']?.['address'], 'odd/queue name');
