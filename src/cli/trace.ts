@@ -166,6 +166,11 @@ class TracedChannel implements AmqpChannelLike {
     properties: AmqpProperties,
     mandatory?: boolean,
   ): Promise<unknown> {
+    // Control messages (credit, cancels, the describe request of `call --method`'s input
+    // check) are not the call the trace is about.
+    if (properties.headers?.['rpc-control'] !== undefined) {
+      return this.#inner.basicPublish(exchange, routingKey, body, properties, mandatory);
+    }
     if (properties.correlationId !== undefined) this.#sent.add(properties.correlationId);
     this.#observer.published({
       at: performance.now(),
