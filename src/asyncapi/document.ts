@@ -9,6 +9,7 @@ import {
   type MethodDescription,
   type ServiceDescription,
 } from '../index.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /** Options of {@link toAsyncApi}. */
 export interface AsyncApiOptions {
@@ -39,7 +40,12 @@ export interface AsyncApiDocument {
   readonly [key: string]: unknown;
 }
 
-const OPTION_NAMES = new Set(['title', 'version', 'description', 'server']);
+const OPTION_NAMES = optionNames({
+  title: true,
+  version: true,
+  description: true,
+  server: true,
+} satisfies Record<keyof AsyncApiOptions, true>);
 const BINDING_VERSION = '0.3.0';
 /** The runtime expressions of the request/reply pair (AMQP properties, as the headers of the message). */
 const REPLY_TO = '$message.header#/reply_to';
@@ -320,11 +326,7 @@ function uniqueOperationId(id: string, operations: Record<string, unknown>): str
 
 function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) invalid('options must be an object');
-  for (const name of Object.keys(options)) {
-    if (!OPTION_NAMES.has(name)) {
-      invalid(`unknown option "${name}" (toAsyncApi options: ${[...OPTION_NAMES].join(', ')})`);
-    }
-  }
+  checkOptionNames(options, OPTION_NAMES, 'toAsyncApi()');
   const { title, version, description, server } = options as AsyncApiOptions;
   for (const [name, value] of Object.entries({ title, version, description })) {
     if (value !== undefined && typeof value !== 'string') invalid(`${name} must be a string`);

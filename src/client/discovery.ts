@@ -1,6 +1,7 @@
 import { MORE, type Caller, type MultiReply } from '../caller.js';
 import type { ControlPlane } from '../control.js';
 import { RpcError } from '../errors.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol.js';
 import {
@@ -32,7 +33,11 @@ export interface DiscoveryOptions {
 /** Default of {@link DiscoveryOptions.timeoutMs}. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
 
-const OPTION_NAMES = new Set(['timeoutMs', 'signal', 'max']);
+const OPTION_NAMES = optionNames({
+  timeoutMs: true,
+  signal: true,
+  max: true,
+} satisfies Record<keyof DiscoveryOptions, true>);
 
 /** One service queue and the instances that serve it, as `rpc.services()` finds them. */
 export interface ServiceDescription {
@@ -151,12 +156,5 @@ function checkOptions(options: unknown): void {
   if (typeof options !== 'object' || options === null) {
     throw new RpcError('INVALID_ARGUMENT', 'options must be an object');
   }
-  for (const name of Object.keys(options)) {
-    if (!OPTION_NAMES.has(name)) {
-      throw new RpcError(
-        'INVALID_ARGUMENT',
-        `unknown option "${name}" (discovery options: ${[...OPTION_NAMES].join(', ')})`,
-      );
-    }
-  }
+  checkOptionNames(options, OPTION_NAMES, 'services() / describe()');
 }
