@@ -4,7 +4,7 @@
  * additionalProperties, items, prefixItems, min/max lengths, items and values, pattern,
  * multipleOf, anyOf, oneOf, allOf, not, local $ref). Keywords outside it are ignored: the
  * check only catches mistakes early and says where; the server still validates with the
- * real schema (decisions.md D30). Bounded: nesting, $ref hops and the issues reported.
+ * real schema (decisions.md D33). Bounded: nesting, $ref hops and the issues reported.
  */
 
 /** One mismatch: where in the value (a JSON Pointer), and what is wrong. */

@@ -9,7 +9,7 @@ import type { AnyService, Shape } from './types.js';
  *
  * Schemas come through the Standard JSON Schema interface (`~standard.jsonSchema`, which
  * zod 4 and arktype implement); valibot schemas through `@valibot/to-json-schema` when it
- * is installed (an optional peer dependency, decisions.md D29). A schema that cannot be
+ * is installed (an optional peer dependency, decisions.md D32). A schema that cannot be
  * expressed in JSON Schema (a bigint, a transform) is left out rather than guessed.
  */
 export async function describeService(
