@@ -3,9 +3,9 @@
 //   node --import tsx bench/micro-checks.ts
 // Prints ns per operation, the median of 7 rounds. Not a test: figures vary by machine.
 import { performance } from 'node:perf_hooks';
-import { jsonText } from '../src/codec.js';
+import { jsonText } from '../src/protocol/codec.js';
 import { checkOptionNames } from '../src/option-names.js';
-import { CALL_OPTION_NAMES } from '../src/options.js';
+import { CALL_OPTION_NAMES } from '../src/options/options.js';
 
 function nsPerOp(run: () => unknown, ops = 1_000_000): number {
   const rounds: number[] = [];

@@ -7,9 +7,8 @@
 //      importer of @cloudamqp/amqp-client, otel/ the only one of @opentelemetry/*, nestjs/ the
 //      only one of @nestjs/*, rxjs and reflect-metadata.
 //
-// Files still at the top of src/ are checked as if they were already in the folder the plan
-// gives them (PLANNED below), so the rules hold before, during and after the move. Imports
-// are read with the TypeScript parser (each file parsed, nothing type-checked): `import`,
+// Only the kernel and the facade stay at the top of src/; every other file is in a folder.
+// Imports are read with the TypeScript parser (each file parsed, nothing type-checked): `import`,
 // `import type`, `export ... from`, `import()` calls and `import('...')` types.
 import { readdirSync, readFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
@@ -49,32 +48,6 @@ const PUBLIC_ENTRIES = new Set([
   'asyncapi/index.ts',
 ]);
 
-/** Where each file still at the top of src/ goes (docs/architecture.md, "Target layout"). */
-const PLANNED = {
-  'ack-batch.ts': 'transport',
-  'amqp.ts': 'transport',
-  'batch.ts': 'protocol',
-  'body-pool.ts': 'client',
-  'broadcast.ts': 'client',
-  'caller.ts': 'client',
-  'client-stream.ts': 'client',
-  'codec.ts': 'protocol',
-  'json-loss.ts': 'protocol',
-  'control.ts': 'control',
-  'dedupe-cache.ts': 'server',
-  'declare.ts': 'server',
-  'flow.ts': 'transport',
-  'link.ts': 'transport',
-  'options.ts': 'options',
-  'protocol.ts': 'protocol',
-  'retry.ts': 'client',
-  'server.ts': 'server',
-  'slots.ts': 'server',
-  'stream-credit.ts': 'server',
-  'transport.ts': 'transport',
-  'write-batch.ts': 'transport',
-};
-
 /**
  * What each folder may import besides itself and the kernel. `types` lists files it may
  * import type-only (`import type`), for the seams it configures or describes.
@@ -108,20 +81,17 @@ const KNOWN_EXCEPTIONS =
     : [
         // The CLI's diagnostics (ping, --verbose) open raw AMQP connections and print protocol
         // details; its defaults come from options. To go: public defaults and a diagnostics door.
-        ['cli/broadcast.ts', 'options.ts'],
-        ['cli/call.ts', 'amqp.ts'],
-        ['cli/call.ts', 'options.ts'],
-        ['cli/output.ts', 'options.ts'],
-        ['cli/ping.ts', 'amqp.ts'],
-        ['cli/ping.ts', 'options.ts'],
-        ['cli/ping.ts', 'transport.ts'],
-        ['cli/trace.ts', 'transport.ts'],
-        ['cli/verbose.ts', 'options.ts'],
-        ['cli/verbose.ts', 'protocol.ts'],
+        ['cli/broadcast.ts', 'options/options.ts'],
+        ['cli/call.ts', 'transport/amqp.ts'],
+        ['cli/call.ts', 'options/options.ts'],
+        ['cli/output.ts', 'options/options.ts'],
+        ['cli/ping.ts', 'transport/amqp.ts'],
+        ['cli/ping.ts', 'options/options.ts'],
+        ['cli/ping.ts', 'transport/types.ts'],
+        ['cli/trace.ts', 'transport/types.ts'],
+        ['cli/verbose.ts', 'options/options.ts'],
+        ['cli/verbose.ts', 'protocol/names.ts'],
       ];
-
-/** The file a moved file will have: `transport.ts` → `transport/types.ts` for the seam. */
-const PLANNED_NAME = { 'transport.ts': 'transport/types.ts' };
 
 function sourceFiles(dir) {
   const files = [];
@@ -133,13 +103,13 @@ function sourceFiles(dir) {
   return files;
 }
 
-/** `kernel`, `facade`, or the folder a file is in (or will be in, for a top-level file). */
+/** `kernel`, `facade`, or the folder a file is in (undefined for any other top-level file). */
 function layerOf(file) {
   if (KERNEL.has(file)) return 'kernel';
   if (FACADE.has(file)) return 'facade';
   const slash = file.indexOf('/');
   if (slash !== -1) return file.slice(0, slash);
-  return PLANNED[file];
+  return undefined;
 }
 
 /** The imports of one file: relative ones resolved to src/ paths, packages by name. */
@@ -199,8 +169,8 @@ for (const file of files) {
   const layer = layerOf(file);
   if (layer === undefined) {
     problems.push(
-      `${file}: a new file at the top of src/ goes in a folder (docs/architecture.md); ` +
-        'or add it to PLANNED in scripts/check-imports.mjs',
+      `${file}: a new file at the top of src/ goes in a folder (docs/architecture.md), ` +
+        'unless it belongs to the kernel (KERNEL in scripts/check-imports.mjs)',
     );
   }
   const edges = [];
@@ -276,8 +246,7 @@ function boundaryBroken(file, layer, imported) {
       : `${layer}/ uses only the public entry points (${[...PUBLIC_ENTRIES].join(', ')})`;
   }
   if (rule.folders.includes(target)) return undefined;
-  const plannedName = PLANNED_NAME[imported.file] ?? imported.file;
-  if (imported.typeOnly && rule.types?.includes(plannedName)) return undefined;
+  if (imported.typeOnly && rule.types?.includes(imported.file)) return undefined;
   if (target === 'client' || target === 'server') {
     return `${layer}/ never imports ${target}/`;
   }

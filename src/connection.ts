@@ -1,9 +1,9 @@
-import { collectReplies, type BroadcastReply } from './broadcast.js';
-import { Caller, type CallerStats, type MultiReply } from './caller.js';
-import { ClientStream, type RpcStream } from './client-stream.js';
-import { ControlPlane } from './control.js';
+import { collectReplies, type BroadcastReply } from './client/broadcast.js';
+import { Caller, type CallerStats, type MultiReply } from './client/caller.js';
+import { ClientStream, type RpcStream } from './client/stream.js';
+import { ControlPlane } from './control/control-plane.js';
 import { RpcError } from './errors.js';
-import { openLink, type ConnectionState, type Link } from './link.js';
+import { openLink, type ConnectionState, type Link } from './transport/link.js';
 import { checkOptionNames } from './option-names.js';
 import {
   BROADCAST_OPTION_NAMES,
@@ -23,8 +23,8 @@ import {
   type ConnectOptions,
   type ResolvedConnectOptions,
   type ServeOptions,
-} from './options.js';
-import { RpcServer, type Handler, type ServerStats } from './server.js';
+} from './options/options.js';
+import { RpcServer, type Handler, type ServerStats } from './server/server.js';
 import { chain, type CallNext, type CallRequest, type ServeNext } from './interceptors.js';
 import { isServiceDefinition } from './contract/define-service.js';
 import {
@@ -46,7 +46,7 @@ import type {
   ServiceImplementation,
 } from './contract/types.js';
 
-export type { ConnectionState } from './link.js';
+export type { ConnectionState } from './transport/link.js';
 
 /** How a stream or a broadcast takes its replies: carried past the interceptors to the caller. */
 const MULTI: unique symbol = Symbol('rabbit-rpc.multi');

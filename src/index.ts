@@ -12,8 +12,8 @@
  */
 export { connect, RpcConnection } from './connection.js';
 export type { ConnectionState, ConnectionStats } from './connection.js';
-export { RpcServer } from './server.js';
-export type { ServerStats } from './server.js';
+export { RpcServer } from './server/server.js';
+export type { ServerStats } from './server/server.js';
 export type { Handler, HandlerContext } from './handler.js';
 export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
 export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
@@ -28,9 +28,9 @@ export type {
   ServeOptions,
   ServeBatchOptions,
   StreamOptions,
-} from './options.js';
-export type { BroadcastReply } from './broadcast.js';
-export type { RpcStream } from './client-stream.js';
+} from './options/options.js';
+export type { BroadcastReply } from './client/broadcast.js';
+export type { RpcStream } from './client/stream.js';
 export type {
   CallInterceptor,
   CallKind,
@@ -49,9 +49,9 @@ export type {
   AmqpProperties,
   AmqpTransport,
   AmqpTransportOptions,
-} from './transport.js';
-export type { CallerStats } from './caller.js';
-export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options.js';
+} from './transport/types.js';
+export type { CallerStats } from './client/caller.js';
+export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options/options.js';
 export { defineService, isServiceDefinition, method, typeOnly } from './contract/define-service.js';
 export type { DefineServiceOptions } from './contract/define-service.js';
 export { isServiceError } from './contract/service-client.js';

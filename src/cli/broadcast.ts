@@ -5,7 +5,7 @@ import {
   type BroadcastReply,
   type RpcConnection,
 } from '../index.js';
-import { DEFAULT_BROADCAST_TIMEOUT_MS } from '../options.js';
+import { DEFAULT_BROADCAST_TIMEOUT_MS } from '../options/options.js';
 import type { BroadcastArgs } from './args.js';
 import {
   brokerUrl,

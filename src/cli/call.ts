@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { connect, RpcError, type CallOptions, type RpcConnection } from '../index.js';
-import { openAmqp } from '../amqp.js';
-import { redactUrl } from '../options.js';
+import { openAmqp } from '../transport/amqp.js';
+import { redactUrl } from '../options/options.js';
 import type { CallArgs } from './args.js';
 import {
   brokerUrl,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { RpcError } from '../index.js';
-import { checkUrl, redactUrl } from '../options.js';
+import { checkUrl, redactUrl } from '../options/options.js';
 
 export { redactUrl };
 

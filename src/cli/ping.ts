@@ -1,8 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import { RpcError } from '../index.js';
-import { forceClose, fromAmqpError, openAmqp, replyCodeOf } from '../amqp.js';
-import { MAX_TIMEOUT_MS, resolveConnectOptions } from '../options.js';
-import type { AmqpClientLike } from '../transport.js';
+import { forceClose, fromAmqpError, openAmqp, replyCodeOf } from '../transport/amqp.js';
+import { MAX_TIMEOUT_MS, resolveConnectOptions } from '../options/options.js';
+import type { AmqpClientLike } from '../transport/types.js';
 import type { PingArgs } from './args.js';
 import {
   brokerUrl,

@@ -7,7 +7,7 @@ import type {
   AmqpProperties,
   AmqpTransport,
 } from '../index.js';
-import type { AmqpField } from '../transport.js';
+import type { AmqpField } from '../transport/types.js';
 
 /** A request as it was handed to the broker. */
 export interface PublishedRequest {

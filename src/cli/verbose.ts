@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { CONNECT_DEFAULTS, type AmqpProperties } from '../index.js';
-import { DEFAULT_STREAM_WINDOW } from '../options.js';
-import { DEADLINE_HEADER } from '../protocol.js';
+import { DEFAULT_STREAM_WINDOW } from '../options/options.js';
+import { DEADLINE_HEADER } from '../protocol/names.js';
 import { formatMs, paint, type Style } from './output.js';
 import type { CallObserver, PublishedRequest, ReceivedMessage } from './trace.js';
 

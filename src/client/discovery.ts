@@ -1,9 +1,9 @@
-import { MORE, type Caller, type MultiReply } from '../caller.js';
-import type { ControlPlane } from '../control.js';
+import { MORE, type Caller, type MultiReply } from './caller.js';
+import type { ControlPlane } from '../control/control-plane.js';
 import { RpcError } from '../errors.js';
 import { checkOptionNames, optionNames } from '../option-names.js';
-import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options.js';
-import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol.js';
+import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options/options.js';
+import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol/names.js';
 import {
   DESCRIBE_ALL_KEY,
   DESCRIBE_CONTROL,

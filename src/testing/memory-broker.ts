@@ -1,7 +1,12 @@
-import { connectError } from '../amqp.js';
+import { connectError } from '../transport/amqp.js';
 import { RpcError } from '../errors.js';
-import { redactUrl } from '../options.js';
-import type { AmqpClientLike, AmqpField, AmqpProperties, AmqpTransport } from '../transport.js';
+import { redactUrl } from '../options/options.js';
+import type {
+  AmqpClientLike,
+  AmqpField,
+  AmqpProperties,
+  AmqpTransport,
+} from '../transport/types.js';
 import { MemoryClient } from './memory-client.js';
 import { BrokerCore } from './memory-core.js';
 

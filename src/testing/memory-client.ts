@@ -12,7 +12,7 @@ import type {
   AmqpField,
   AmqpMessageLike,
   AmqpProperties,
-} from '../transport.js';
+} from '../transport/types.js';
 import {
   ChannelFailure,
   type BrokerCore,

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { setLongTimeout, setTimeoutAt, type LongTimeout } from '../timers.js';
-import type { AmqpField, AmqpProperties } from '../transport.js';
+import type { AmqpField, AmqpProperties } from '../transport/types.js';
 
 /** RabbitMQ's Direct Reply-to pseudo-queue. */
 export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';

@@ -5,8 +5,8 @@
  */
 import { Buffer } from 'node:buffer';
 import fc from 'fast-check';
-import { BATCH_CONTENT_TYPE } from '../../src/batch.js';
-import type { AmqpField } from '../../src/transport.js';
+import { BATCH_CONTENT_TYPE } from '../../src/protocol/batch.js';
+import type { AmqpField } from '../../src/transport/types.js';
 
 /** An object no `Number()`, `String()` or template literal can convert: both hooks are data. */
 export const unconvertible = fc.constant({ valueOf: 1, toString: 1 });

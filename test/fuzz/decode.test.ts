@@ -10,11 +10,11 @@ import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
-import { readReplyBatch, readRequestBatch } from '../../src/batch.js';
-import { decodeReplyOutcome } from '../../src/caller.js';
-import { decodeBody } from '../../src/codec.js';
+import { readReplyBatch, readRequestBatch } from '../../src/protocol/batch.js';
+import { decodeReplyOutcome } from '../../src/client/caller.js';
+import { decodeBody } from '../../src/protocol/codec.js';
 import { ERROR_CODES, RpcError, type RpcErrorCode } from '../../src/errors.js';
-import type { AmqpMessageLike } from '../../src/transport.js';
+import type { AmqpMessageLike } from '../../src/transport/types.js';
 import { body, contentType, headers } from './arbitraries.js';
 import { nestedTableContent } from './raw-amqp.js';
 

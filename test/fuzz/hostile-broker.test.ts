@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { after, before, describe, test } from 'node:test';
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
-import { CONTROL_EXCHANGE } from '../../src/protocol.js';
+import { CONTROL_EXCHANGE } from '../../src/protocol/names.js';
 import {
   AMQP_URL,
   connectForTest,

@@ -11,8 +11,8 @@ import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
-import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/batch.js';
-import { decodeReplyOutcome } from '../../src/caller.js';
+import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/protocol/batch.js';
+import { decodeReplyOutcome } from '../../src/client/caller.js';
 import { connect, ERROR_CODES, RpcError, type RpcConnection } from '../../src/index.js';
 import { MemoryBroker } from '../../src/testing/index.js';
 import type {
@@ -21,7 +21,7 @@ import type {
   AmqpField,
   AmqpMessageLike,
   AmqpProperties,
-} from '../../src/transport.js';
+} from '../../src/transport/types.js';
 import { failOnUnhandled } from '../helpers.js';
 import { FAST_RECONNECT } from '../memory/memory-helpers.js';
 import { body, contentType, headers } from './arbitraries.js';

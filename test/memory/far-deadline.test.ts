@@ -4,9 +4,9 @@
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/batch.js';
-import { decodeReplyOutcome } from '../../src/caller.js';
-import type { AmqpMessageLike } from '../../src/transport.js';
+import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/protocol/batch.js';
+import { decodeReplyOutcome } from '../../src/client/caller.js';
+import type { AmqpMessageLike } from '../../src/transport/types.js';
 import { deferred, failOnUnhandled } from '../helpers.js';
 import { setup } from './memory-helpers.js';
 

@@ -9,7 +9,7 @@ import {
   type RpcConnection,
   type RpcErrorCode,
 } from '../../src/index.js';
-import type { AmqpChannelLike, AmqpMessageLike } from '../../src/transport.js';
+import type { AmqpChannelLike, AmqpMessageLike } from '../../src/transport/types.js';
 import { MemoryBroker } from '../../src/testing/index.js';
 
 /** Fast reconnects, so the suite stays quick. */

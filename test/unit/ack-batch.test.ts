@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { AMQPClient } from '@cloudamqp/amqp-client';
-import { AckBatcher } from '../../src/ack-batch.js';
-import type { AmqpChannelLike } from '../../src/transport.js';
+import { AckBatcher } from '../../src/transport/ack-batch.js';
+import type { AmqpChannelLike } from '../../src/transport/types.js';
 
 /**
  * A channel that records acks and nacks, on an unconnected client whose socket is a stub

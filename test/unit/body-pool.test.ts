@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { BodyPool, MIN_POOLED_BODY_BYTES } from '../../src/body-pool.js';
+import { BodyPool, MIN_POOLED_BODY_BYTES } from '../../src/client/body-pool.js';
 
 test('a large body is written as UTF-8 into a power-of-two buffer', () => {
   const pool = new BodyPool();

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
-import { decodeBody, encodeBody } from '../../src/codec.js';
+import { decodeBody, encodeBody } from '../../src/protocol/codec.js';
 import { RpcError } from '../../src/errors.js';
 
 describe('encodeBody', () => {

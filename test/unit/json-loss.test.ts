@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { Buffer } from 'node:buffer';
 import { describe, test } from 'node:test';
-import { encodeBody, jsonText } from '../../src/codec.js';
+import { encodeBody, jsonText } from '../../src/protocol/codec.js';
 import { RpcError } from '../../src/errors.js';
 import { connect } from '../../src/index.js';
 import { MemoryBroker } from '../../src/testing/index.js';

@@ -6,7 +6,7 @@ import {
   resolveConnectOptions,
   resolveServeOptions,
   resolveTimeoutMs,
-} from '../../src/options.js';
+} from '../../src/options/options.js';
 
 test('a URL string or an options object; defaults filled in', () => {
   const fromString = resolveConnectOptions('amqp://u:p@h:5672/v');

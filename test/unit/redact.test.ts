@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { describe, test } from 'node:test';
 import { connect, RpcError } from '../../src/index.js';
-import { redactUrl, resolveConnectOptions } from '../../src/options.js';
+import { redactUrl, resolveConnectOptions } from '../../src/options/options.js';
 import { HOSTILE_URLS } from '../hostile-urls.js';
 
 describe('redactUrl', () => {

@@ -6,7 +6,7 @@ import {
   RETRY_INITIAL_DELAY_MS,
   RETRY_MAX_DELAY_MS,
   RetryState,
-} from '../../src/retry.js';
+} from '../../src/client/retry.js';
 
 test('backoff: 50 ms doubling to 1 s, with equal jitter', () => {
   const retry = new RetryState(Number.MAX_SAFE_INTEGER);

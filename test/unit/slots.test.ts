@@ -3,9 +3,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RpcError } from '../../src/errors.js';
-import { resolveServeOptions } from '../../src/options.js';
-import { Slots } from '../../src/slots.js';
-import { StreamCredit } from '../../src/stream-credit.js';
+import { resolveServeOptions } from '../../src/options/options.js';
+import { Slots } from '../../src/server/slots.js';
+import { StreamCredit } from '../../src/server/stream-credit.js';
 
 describe('Slots', () => {
   test('at most `limit` held; waiters are served in arrival order as slots come back', async () => {

@@ -1,8 +1,8 @@
 /** ConnectOptions.userId and ServeOptions.requireUserId: defaults and validation. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromAmqpError } from '../../src/amqp.js';
-import { resolveConnectOptions, resolveServeOptions } from '../../src/options.js';
+import { fromAmqpError } from '../../src/transport/amqp.js';
+import { resolveConnectOptions, resolveServeOptions } from '../../src/options/options.js';
 
 test("userId defaults to the URL's user name, decoded, else guest (the client's login)", () => {
   assert.equal(resolveConnectOptions('amqp://alice:pw@host').userId, 'alice');

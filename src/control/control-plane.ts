@@ -1,15 +1,15 @@
-import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from './transport.js';
-import { fromAmqpError } from './amqp.js';
-import type { Link, LinkParticipant } from './link.js';
+import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from '../transport/types.js';
+import { fromAmqpError } from '../transport/amqp.js';
+import type { Link, LinkParticipant } from '../transport/link.js';
 import {
   CANCEL_REPLY_TO_HEADER,
   CONTROL_EXCHANGE,
   CONTROL_HEADER,
   CREDIT_HEADER,
-} from './protocol.js';
-import { DESCRIBE_ALL_KEY, DESCRIBE_CONTROL } from './protocol/describe.js';
-import { batchWritesThisTick } from './write-batch.js';
-import { settledWithin } from './within.js';
+} from '../protocol/names.js';
+import { DESCRIBE_ALL_KEY, DESCRIBE_CONTROL } from '../protocol/describe.js';
+import { batchWritesThisTick } from '../transport/write-batch.js';
+import { settledWithin } from '../within.js';
 
 /**
  * Who sent a control message, as far as it can be checked: `userId` is the message's AMQP

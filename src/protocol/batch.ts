@@ -10,9 +10,9 @@
  * and serialised twice on the way out.
  */
 import { Buffer } from 'node:buffer';
-import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './protocol.js';
-import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
-import type { AmqpField } from './transport.js';
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './names.js';
+import { RpcError, isRpcErrorCode, type RpcErrorCode } from '../errors.js';
+import type { AmqpField } from '../transport/types.js';
 
 /** Content type of batch requests and batch replies. */
 export const BATCH_CONTENT_TYPE = 'application/vnd.rabbit-rpc.batch+json';

@@ -1,13 +1,13 @@
 import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
-import type { ControlPlane } from './control.js';
-import { RpcError } from './errors.js';
+import type { ControlPlane } from '../control/control-plane.js';
+import { RpcError } from '../errors.js';
 import {
   CONTROL_QUEUE_HEADER,
   STREAM_HEADER,
   STREAM_SEQ_HEADER,
   STREAM_WINDOW_HEADER,
-} from './protocol.js';
-import type { AmqpMessageLike } from './transport.js';
+} from '../protocol/names.js';
+import type { AmqpMessageLike } from '../transport/types.js';
 
 /**
  * A streamed reply, read with `for await`. Leaving the loop early (or `return()`, or

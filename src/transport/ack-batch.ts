@@ -1,4 +1,4 @@
-import type { AmqpChannelLike } from './transport.js';
+import type { AmqpChannelLike } from './types.js';
 import { batchWritesThisTick } from './write-batch.js';
 
 /**

@@ -5,14 +5,14 @@ import type {
   AmqpField,
   AmqpMessageLike,
   AmqpProperties,
-} from './transport.js';
-import { AckBatcher } from './ack-batch.js';
-import { brokerSizeLimit, fromAmqpError } from './amqp.js';
-import { decodeBody, encodeBody, type EncodedBody } from './codec.js';
-import { RpcError } from './errors.js';
-import type { Link } from './link.js';
-import type { ResolvedServeOptions } from './options.js';
-import type { ControlPlane, ControlSender } from './control.js';
+} from '../transport/types.js';
+import { AckBatcher } from '../transport/ack-batch.js';
+import { brokerSizeLimit, fromAmqpError } from '../transport/amqp.js';
+import { decodeBody, encodeBody, type EncodedBody } from '../protocol/codec.js';
+import { RpcError } from '../errors.js';
+import type { Link } from '../transport/link.js';
+import type { ResolvedServeOptions } from '../options/options.js';
+import type { ControlPlane, ControlSender } from '../control/control-plane.js';
 import {
   CONTROL_QUEUE_HEADER,
   DEADLINE_HEADER,
@@ -22,7 +22,7 @@ import {
   STREAM_HEADER,
   STREAM_SEQ_HEADER,
   STREAM_WINDOW_HEADER,
-} from './protocol.js';
+} from '../protocol/names.js';
 import { StreamCredit } from './stream-credit.js';
 import { Slots } from './slots.js';
 import {
@@ -31,18 +31,18 @@ import {
   readRequestBatch,
   replyEntry,
   type BatchEntry,
-} from './batch.js';
-import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from './protocol.js';
-import { batchWritesThisTick } from './write-batch.js';
-import { settledWithin } from './within.js';
-import { setTimeoutAt, type LongTimeout } from './timers.js';
-import type { ContractDescription } from './protocol/describe.js';
-import { describeInstance, ErrorCounts } from './server/describe.js';
-import { DedupeCache, dedupeKey } from './dedupe-cache.js';
-import type { Handler, HandlerContext } from './handler.js';
+} from '../protocol/batch.js';
+import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from '../protocol/names.js';
+import { batchWritesThisTick } from '../transport/write-batch.js';
+import { settledWithin } from '../within.js';
+import { setTimeoutAt, type LongTimeout } from '../timers.js';
+import type { ContractDescription } from '../protocol/describe.js';
+import { describeInstance, ErrorCounts } from './describe.js';
+import { DedupeCache, dedupeKey } from './dedupe.js';
+import type { Handler, HandlerContext } from '../handler.js';
 import { declareServiceQueue } from './declare.js';
 
-export type { Handler, HandlerContext } from './handler.js';
+export type { Handler, HandlerContext } from '../handler.js';
 
 /** Counters of one server; {@link RpcServer.stats} returns a copy. */
 export interface ServerStats {

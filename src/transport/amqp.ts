@@ -1,9 +1,9 @@
 import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
-import type { AmqpClientLike, AmqpTransportOptions } from './transport.js';
+import type { AmqpClientLike, AmqpTransportOptions } from './types.js';
 import { boundBufferPool } from './write-batch.js';
-import { RpcError, type RpcErrorCode } from './errors.js';
-import { messageOf } from './codec.js';
-import { redactUrl } from './options.js';
+import { RpcError, type RpcErrorCode } from '../errors.js';
+import { messageOf } from '../protocol/codec.js';
+import { redactUrl } from '../options/options.js';
 
 /**
  * AMQP reply codes (connection.close / channel.close) → RpcError codes. Anything not

@@ -1,10 +1,10 @@
 import { connectError, forceClose, isPermanent, openAmqp } from './amqp.js';
-import { RpcError } from './errors.js';
+import { RpcError } from '../errors.js';
 import { FlowGate } from './flow.js';
-import type { Logger } from './logger.js';
-import type { AmqpClientLike, AmqpTransport } from './transport.js';
-import { redactUrl, type ResolvedConnectOptions } from './options.js';
-import { settledWithin } from './within.js';
+import type { Logger } from '../logger.js';
+import type { AmqpClientLike, AmqpTransport } from './types.js';
+import { redactUrl, type ResolvedConnectOptions } from '../options/options.js';
+import { settledWithin } from '../within.js';
 
 /**
  * `'connected'`; `'blocked'` (a broker resource alarm pauses publishers); `'reconnecting'`

@@ -1,7 +1,7 @@
 import { Buffer } from 'node:buffer';
-import { RpcError, textOf, type RpcErrorCode } from './errors.js';
+import { RpcError, textOf, type RpcErrorCode } from '../errors.js';
 import { findJsonLoss } from './json-loss.js';
-import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './protocol.js';
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './names.js';
 
 /** A message body ready to publish, with the content type that describes it. */
 export interface EncodedBody {

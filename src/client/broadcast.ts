@@ -1,6 +1,6 @@
 import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
-import { RpcError } from './errors.js';
-import { CONTROL_EXCHANGE, CONTROL_QUEUE_HEADER } from './protocol.js';
+import { RpcError } from '../errors.js';
+import { CONTROL_EXCHANGE, CONTROL_QUEUE_HEADER } from '../protocol/names.js';
 
 /** One server instance's answer to a broadcast. */
 export type BroadcastReply<TReply = unknown> =

@@ -1,9 +1,9 @@
-import { fromAmqpError, replyCodeOf } from './amqp.js';
-import { messageOf } from './codec.js';
-import { RpcError } from './errors.js';
-import type { Logger } from './logger.js';
-import type { ResolvedServeOptions } from './options.js';
-import type { AmqpChannelLike, AmqpClientLike } from './transport.js';
+import { fromAmqpError, replyCodeOf } from '../transport/amqp.js';
+import { messageOf } from '../protocol/codec.js';
+import { RpcError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import type { ResolvedServeOptions } from '../options/options.js';
+import type { AmqpChannelLike, AmqpClientLike } from '../transport/types.js';
 
 /**
  * Declares a server's queue the way `options` ask, on a channel of `client`, and returns

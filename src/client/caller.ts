@@ -6,32 +6,38 @@ import type {
   AmqpField,
   AmqpMessageLike,
   AmqpProperties,
-} from './transport.js';
-import type { ControlPlane } from './control.js';
-import { AckBatcher } from './ack-batch.js';
-import { brokerSizeLimit, fromAmqpError } from './amqp.js';
-import { batchWritesThisTick } from './write-batch.js';
-import { decodeBody, encodeBody, jsonText, messageOf, type EncodedBody } from './codec.js';
+} from '../transport/types.js';
+import type { ControlPlane } from '../control/control-plane.js';
+import { AckBatcher } from '../transport/ack-batch.js';
+import { brokerSizeLimit, fromAmqpError } from '../transport/amqp.js';
+import { batchWritesThisTick } from '../transport/write-batch.js';
+import {
+  decodeBody,
+  encodeBody,
+  jsonText,
+  messageOf,
+  type EncodedBody,
+} from '../protocol/codec.js';
 import { BodyPool, type PooledBody } from './body-pool.js';
-import { RpcError, isRpcErrorCode, type RpcErrorCode } from './errors.js';
-import type { Link, LinkParticipant } from './link.js';
+import { RpcError, isRpcErrorCode, type RpcErrorCode } from '../errors.js';
+import type { Link, LinkParticipant } from '../transport/link.js';
 import {
   checkQueueName,
   resolveTimeoutMs,
   type BatchOptions,
   type CallOptions,
   type ResolvedConnectOptions,
-} from './options.js';
+} from '../options/options.js';
 import {
   DEADLINE_HEADER,
   DIRECT_REPLY_QUEUE,
   MESSAGE_HEADER,
   NO_ROUTE,
   STATUS_HEADER,
-} from './protocol.js';
+} from '../protocol/names.js';
 import { isRetryable, RetryState } from './retry.js';
-import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from './batch.js';
-import { CONTENT_TYPE_JSON } from './protocol.js';
+import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from '../protocol/batch.js';
+import { CONTENT_TYPE_JSON } from '../protocol/names.js';
 
 /**
  * A call answered by several messages (a stream, a broadcast) instead of one reply. The

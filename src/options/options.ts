@@ -1,10 +1,10 @@
 import { Buffer } from 'node:buffer';
 import type { ConnectionOptions as TlsConnectionOptions } from 'node:tls';
-import { RpcError } from './errors.js';
-import type { AmqpTransport } from './transport.js';
-import type { CallInterceptor, ServeInterceptor } from './interceptors.js';
-import { safeLogger, type Logger } from './logger.js';
-import { checkOptionNames, optionNames } from './option-names.js';
+import { RpcError } from '../errors.js';
+import type { AmqpTransport } from '../transport/types.js';
+import type { CallInterceptor, ServeInterceptor } from '../interceptors.js';
+import { safeLogger, type Logger } from '../logger.js';
+import { checkOptionNames, optionNames } from '../option-names.js';
 
 /** Where replies come back to the caller. docs/decisions.md explains the default. */
 export type ReplyMode = 'queue' | 'direct' | 'expiring-queue';

@@ -1,4 +1,4 @@
-import { RpcError } from './errors.js';
+import { RpcError } from '../errors.js';
 
 /** First wait before publishing an idempotent call again. */
 export const RETRY_INITIAL_DELAY_MS = 50;
