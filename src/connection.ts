@@ -1,5 +1,6 @@
 import { collectReplies, type BroadcastReply } from './client/broadcast.js';
-import { Caller, type CallerStats, type MultiReply } from './client/caller.js';
+import { Caller, type CallerStats } from './client/caller.js';
+import type { MultiReply } from './client/multi-reply.js';
 import { ClientStream, type RpcStream } from './client/stream.js';
 import { ControlPlane } from './control/control-plane.js';
 import { RpcError } from './errors.js';

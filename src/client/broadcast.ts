@@ -1,4 +1,5 @@
-import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
+import { decodeReplyOutcome } from '../protocol/error-reply.js';
+import { MORE, type MultiReply } from './multi-reply.js';
 import { RpcError } from '../errors.js';
 import { CONTROL_EXCHANGE, CONTROL_QUEUE_HEADER } from '../protocol/names.js';
 

@@ -3,7 +3,6 @@ import { randomUUID } from 'node:crypto';
 import type {
   AmqpChannelLike,
   AmqpClientLike,
-  AmqpField,
   AmqpMessageLike,
   AmqpProperties,
 } from '../transport/types.js';
@@ -11,15 +10,9 @@ import type { ControlPlane } from '../control/control-plane.js';
 import { AckBatcher } from '../transport/ack-batch.js';
 import { brokerSizeLimit, fromAmqpError } from '../transport/amqp.js';
 import { batchWritesThisTick } from '../transport/write-batch.js';
-import {
-  decodeBody,
-  encodeBody,
-  jsonText,
-  messageOf,
-  type EncodedBody,
-} from '../protocol/codec.js';
+import { encodeBody, jsonText, messageOf, type EncodedBody } from '../protocol/codec.js';
 import { BodyPool, type PooledBody } from './body-pool.js';
-import { RpcError, isRpcErrorCode, type RpcErrorCode } from '../errors.js';
+import { RpcError, type RpcErrorCode } from '../errors.js';
 import type { Link, LinkParticipant } from '../transport/link.js';
 import {
   checkQueueName,
@@ -28,41 +21,12 @@ import {
   type CallOptions,
   type ResolvedConnectOptions,
 } from '../options/options.js';
-import {
-  DEADLINE_HEADER,
-  DIRECT_REPLY_QUEUE,
-  MESSAGE_HEADER,
-  NO_ROUTE,
-  STATUS_HEADER,
-} from '../protocol/names.js';
+import { DEADLINE_HEADER, DIRECT_REPLY_QUEUE, NO_ROUTE } from '../protocol/names.js';
 import { isRetryable, RetryState } from './retry.js';
 import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from '../protocol/batch.js';
 import { CONTENT_TYPE_JSON } from '../protocol/names.js';
-
-/**
- * A call answered by several messages (a stream, a broadcast) instead of one reply. The
- * caller hands it each message for the call; it says when the call is over.
- */
-export interface MultiReply {
-  /** Where the request goes: `''` (the default exchange) or the control exchange. */
-  readonly exchange: string;
-  /** Extra request headers (the stream window). */
-  readonly headers: Readonly<Record<string, AmqpField>> | undefined;
-  /**
-   * A message for the call: returns the call's outcome when it is over, else {@link MORE}.
-   * `replyTo` is the reply address the request named.
-   */
-  onMessage(message: AmqpMessageLike, id: string, replyTo: string): unknown;
-  /** The outcome when the deadline passes; DEADLINE_EXCEEDED when undefined. */
-  onDeadline?(): unknown;
-  /** The outcome when nothing could receive the request (basic.return). */
-  onNoRoute?(): unknown;
-  /** The caller cancelled: tell the server (best effort). */
-  onCancel?(id: string, replyTo: string): void;
-}
-
-/** Returned by {@link MultiReply.onMessage} while more messages are to come. */
-export const MORE: unique symbol = Symbol('more');
+import { decodeReplyOutcome } from '../protocol/error-reply.js';
+import { MORE, type MultiReply } from './multi-reply.js';
 
 /** One call waiting for its reply. A class, not a closure, to keep per-call cost low. */
 class PendingCall {
@@ -825,32 +789,6 @@ function checkHeaders(headers: Readonly<Record<string, unknown>>): void {
       `headers take about ${size} bytes; the limit is ${MAX_HEADERS_BYTES}`,
     );
   }
-}
-
-/** A reply's outcome: its decoded payload, or the RpcError it carries or causes. */
-export function decodeReplyOutcome(message: AmqpMessageLike): unknown {
-  try {
-    return decodeReply(message);
-  } catch (error) {
-    return RpcError.from(error, 'INTERNAL');
-  }
-}
-
-function decodeReply(message: AmqpMessageLike): unknown {
-  const { headers, contentType } = message.properties;
-  const status = headers?.[STATUS_HEADER];
-  if (status === undefined) return decodeBody(message.body, contentType, 'INTERNAL');
-  const code = isRpcErrorCode(status) ? status : 'UNKNOWN';
-  const text = headers?.[MESSAGE_HEADER];
-  let details: unknown;
-  try {
-    details = decodeBody(message.body, contentType, 'INTERNAL');
-  } catch {
-    details = undefined; // an error reply is still an error when its details are garbled
-  }
-  return new RpcError(code, typeof text === 'string' ? text : `remote error ${code}`, {
-    details,
-  });
 }
 
 /**

@@ -1,4 +1,5 @@
-import { MORE, type Caller, type MultiReply } from './caller.js';
+import type { Caller } from './caller.js';
+import { MORE, type MultiReply } from './multi-reply.js';
 import type { ControlPlane } from '../control/control-plane.js';
 import { RpcError } from '../errors.js';
 import { checkOptionNames, optionNames } from '../option-names.js';

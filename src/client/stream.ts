@@ -1,4 +1,5 @@
-import { decodeReplyOutcome, MORE, type MultiReply } from './caller.js';
+import { decodeReplyOutcome } from '../protocol/error-reply.js';
+import { MORE, type MultiReply } from './multi-reply.js';
 import type { ControlPlane } from '../control/control-plane.js';
 import { RpcError } from '../errors.js';
 import {

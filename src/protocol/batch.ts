@@ -10,9 +10,14 @@
  * and serialised twice on the way out.
  */
 import { Buffer } from 'node:buffer';
-import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON, CONTENT_TYPE_TEXT } from './names.js';
+import {
+  CONTENT_TYPE_BINARY,
+  CONTENT_TYPE_JSON,
+  CONTENT_TYPE_TEXT,
+  DEADLINE_HEADER,
+} from './names.js';
 import { RpcError, isRpcErrorCode, type RpcErrorCode } from '../errors.js';
-import type { AmqpField } from '../transport/types.js';
+import type { AmqpField, AmqpMessageLike, AmqpProperties } from '../transport/types.js';
 
 /** Content type of batch requests and batch replies. */
 export const BATCH_CONTENT_TYPE = 'application/vnd.rabbit-rpc.batch+json';
@@ -134,4 +139,25 @@ function parseArray(body: Uint8Array | null, failCode: RpcErrorCode): unknown[] 
 
 function utf8(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
+}
+
+/** The request one batch entry stands for: the batch's properties with the entry's own. */
+export function entryMessage(batch: AmqpMessageLike, entry: BatchEntry): AmqpMessageLike {
+  const headers: Record<string, AmqpField> = { ...entry.headers };
+  if (entry.deadline !== undefined) headers[DEADLINE_HEADER] = entry.deadline;
+  const properties: AmqpProperties = {
+    ...batch.properties,
+    contentType: CONTENT_TYPE_JSON,
+    correlationId: entry.id,
+    headers,
+  };
+  if (entry.method === undefined) delete properties.type;
+  else properties.type = entry.method;
+  return {
+    properties,
+    body: null,
+    deliveryTag: batch.deliveryTag,
+    redelivered: batch.redelivered,
+    routingKey: batch.routingKey,
+  };
 }

@@ -15,24 +15,25 @@ import type { ResolvedServeOptions } from '../options/options.js';
 import type { ControlPlane, ControlSender } from '../control/control-plane.js';
 import {
   CONTROL_QUEUE_HEADER,
-  DEADLINE_HEADER,
   MESSAGE_HEADER,
-  STACK_HEADER,
   STATUS_HEADER,
   STREAM_HEADER,
   STREAM_SEQ_HEADER,
-  STREAM_WINDOW_HEADER,
 } from '../protocol/names.js';
 import { StreamCredit } from './stream-credit.js';
 import { Slots } from './slots.js';
 import {
   BATCH_CONTENT_TYPE,
   batchBody,
+  entryMessage,
   readRequestBatch,
   replyEntry,
   type BatchEntry,
 } from '../protocol/batch.js';
 import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from '../protocol/names.js';
+import { EMPTY_REPLY, encodeErrorReply } from '../protocol/error-reply.js';
+import { readDeadline } from '../protocol/deadline.js';
+import { readWindow } from '../protocol/stream.js';
 import { batchWritesThisTick } from '../transport/write-batch.js';
 import { settledWithin } from '../within.js';
 import { setTimeoutAt, type LongTimeout } from '../timers.js';
@@ -401,7 +402,7 @@ export class RpcServer implements AsyncDisposable {
 
   #onRequest(acks: AckBatcher, message: AmqpMessageLike): void {
     acks.received(message.deliveryTag);
-    const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
+    const deadline = readDeadline(message.properties.headers);
     if (deadline !== undefined && deadline <= Date.now()) {
       // The caller has given up: running the handler would be wasted work.
       this.#expired++;
@@ -459,11 +460,7 @@ export class RpcServer implements AsyncDisposable {
           );
     let started: Replied | Streamed | Promise<Replied | Streamed> | undefined;
     if (key === undefined) {
-      started = this.#execute(
-        message,
-        ctx,
-        readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER]),
-      );
+      started = this.#execute(message, ctx, readWindow(message.properties.headers));
       if (started instanceof Replied && !this.#link.flow.blocked) {
         // The handler answered at once: reply and ack in this tick, no promise in between.
         this.#publishReply(acks.channel, message, started.reply, started.headers);
@@ -647,7 +644,7 @@ export class RpcServer implements AsyncDisposable {
       }
     }
     const outcome = await (started ??
-      this.#execute(message, ctx, readWindow(message.properties.headers?.[STREAM_WINDOW_HEADER])));
+      this.#execute(message, ctx, readWindow(message.properties.headers)));
     if (wasAbandoned(ctx)) {
       // Acked unanswered past its deadline (#sweep): nobody waits for this any more.
       if (key !== undefined) dedupe?.abandon(key);
@@ -793,14 +790,9 @@ export class RpcServer implements AsyncDisposable {
         'handler failed',
       );
     }
-    const headers: Record<string, AmqpField> = {
-      [STATUS_HEADER]: error.code,
-      [MESSAGE_HEADER]: truncate(error.message),
-    };
-    if (this.#options.exposeErrorStack && thrown instanceof Error && thrown.stack) {
-      headers[STACK_HEADER] = truncate(thrown.stack);
-    }
-    return [encodeErrorDetails(error.details), headers];
+    const stack =
+      this.#options.exposeErrorStack && thrown instanceof Error ? thrown.stack : undefined;
+    return encodeErrorReply(error, stack);
   }
 
   /**
@@ -920,7 +912,7 @@ export class RpcServer implements AsyncDisposable {
    */
   broadcast(message: AmqpMessageLike): void {
     if (this.#closing) return;
-    const deadline = readDeadline(message.properties.headers?.[DEADLINE_HEADER]);
+    const deadline = readDeadline(message.properties.headers);
     if (deadline !== undefined && deadline <= Date.now()) return;
     const slots = this.#broadcastSlots;
     const ctx = new RequestContext(this.queue, message, deadline);
@@ -1178,11 +1170,8 @@ class Streamed {
   ) {}
 }
 
-const EMPTY_REPLY: EncodedBody = { body: new Uint8Array(0), contentType: 'application/json' };
 /** How many cancels for requests not (yet) running a server remembers. */
 const MAX_EARLY_CANCELS = 1_000;
-/** The largest stream window a server honours: a caller cannot make it buffer more. */
-const MAX_STREAM_WINDOW = 10_000;
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return (
@@ -1229,60 +1218,10 @@ function earlyCancelKey(
   return `${user.length}:${user}${to.length}:${to}${correlationId}`;
 }
 
-/** The request one batch entry stands for: the batch's properties with the entry's own. */
-function entryMessage(batch: AmqpMessageLike, entry: BatchEntry): AmqpMessageLike {
-  const headers: Record<string, AmqpField> = { ...entry.headers };
-  if (entry.deadline !== undefined) headers[DEADLINE_HEADER] = entry.deadline;
-  const properties: AmqpProperties = {
-    ...batch.properties,
-    contentType: CONTENT_TYPE_JSON,
-    correlationId: entry.id,
-    headers,
-  };
-  if (entry.method === undefined) delete properties.type;
-  else properties.type = entry.method;
-  return {
-    properties,
-    body: null,
-    deliveryTag: batch.deliveryTag,
-    redelivered: batch.redelivered,
-    routingKey: batch.routingKey,
-  };
-}
-
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return (
     (typeof value === 'object' || typeof value === 'function') &&
     value !== null &&
     typeof (value as Partial<PromiseLike<unknown>>).then === 'function'
   );
-}
-
-/** The stream window a request asks for, if it asks for a stream; at least 1. */
-function readWindow(value: unknown): number | undefined {
-  const window = typeof value === 'bigint' ? Number(value) : value;
-  if (typeof window !== 'number' || !Number.isFinite(window)) return undefined;
-  return Math.min(MAX_STREAM_WINDOW, Math.max(1, Math.floor(window)));
-}
-
-/** Error headers stay small: a reply's properties must fit one AMQP frame. */
-const MAX_ERROR_TEXT = 2_000;
-
-function truncate(text: string): string {
-  return text.length <= MAX_ERROR_TEXT ? text : `${text.slice(0, MAX_ERROR_TEXT)}…`;
-}
-
-function readDeadline(value: unknown): number | undefined {
-  if (typeof value === 'number' && Number.isFinite(value)) return value;
-  if (typeof value === 'bigint') return Number(value);
-  return undefined;
-}
-
-function encodeErrorDetails(details: unknown): EncodedBody {
-  if (details === undefined) return EMPTY_REPLY;
-  try {
-    return encodeBody(details, 'INTERNAL');
-  } catch {
-    return EMPTY_REPLY;
-  }
 }

@@ -11,7 +11,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
 import { readReplyBatch, readRequestBatch } from '../../src/protocol/batch.js';
-import { decodeReplyOutcome } from '../../src/client/caller.js';
+import { decodeReplyOutcome } from '../../src/protocol/error-reply.js';
 import { decodeBody } from '../../src/protocol/codec.js';
 import { ERROR_CODES, RpcError, type RpcErrorCode } from '../../src/errors.js';
 import type { AmqpMessageLike } from '../../src/transport/types.js';

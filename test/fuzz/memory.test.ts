@@ -12,7 +12,7 @@ import { Buffer } from 'node:buffer';
 import { after, before, describe, test } from 'node:test';
 import fc from 'fast-check';
 import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/protocol/batch.js';
-import { decodeReplyOutcome } from '../../src/client/caller.js';
+import { decodeReplyOutcome } from '../../src/protocol/error-reply.js';
 import { connect, ERROR_CODES, RpcError, type RpcConnection } from '../../src/index.js';
 import { MemoryBroker } from '../../src/testing/index.js';
 import type {

@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { BATCH_CONTENT_TYPE, readReplyBatch } from '../../src/protocol/batch.js';
-import { decodeReplyOutcome } from '../../src/client/caller.js';
+import { decodeReplyOutcome } from '../../src/protocol/error-reply.js';
 import type { AmqpMessageLike } from '../../src/transport/types.js';
 import { deferred, failOnUnhandled } from '../helpers.js';
 import { setup } from './memory-helpers.js';
