@@ -5,7 +5,7 @@
 import { performance } from 'node:perf_hooks';
 import { jsonText } from '../src/protocol/codec.js';
 import { checkOptionNames } from '../src/option-names.js';
-import { CALL_OPTION_NAMES } from '../src/options/options.js';
+import { CALL_OPTION_NAMES } from '../src/options/call.js';
 
 function nsPerOp(run: () => unknown, ops = 1_000_000): number {
   const rounds: number[] = [];

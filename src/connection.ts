@@ -13,18 +13,19 @@ import {
   STREAM_OPTION_NAMES,
   DEFAULT_BROADCAST_TIMEOUT_MS,
   inheritFromParent,
-  resolveConnectOptions,
   resolveMax,
-  resolveServeOptions,
   resolveTimeoutMs,
   resolveWindow,
   type BroadcastOptions,
   type CallOptions,
   type StreamOptions,
+} from './options/call.js';
+import {
+  resolveConnectOptions,
   type ConnectOptions,
   type ResolvedConnectOptions,
-  type ServeOptions,
-} from './options/options.js';
+} from './options/connect.js';
+import { resolveServeOptions, type ServeOptions } from './options/serve.js';
 import { RpcServer, type Handler, type ServerStats } from './server/server.js';
 import { chain, type CallNext, type CallRequest, type ServeNext } from './interceptors.js';
 import { isServiceDefinition } from './contract/define-service.js';

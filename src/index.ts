@@ -18,17 +18,18 @@ export type { Handler, HandlerContext } from './handler.js';
 export { RpcError, ERROR_CODES, isRpcErrorCode } from './errors.js';
 export type { RpcErrorCode, RpcErrorOptions } from './errors.js';
 export type {
-  BatchOptions,
   BroadcastOptions,
   CallOptions,
-  ConnectOptions,
   ParentContext,
+  StreamOptions,
+} from './options/call.js';
+export type {
+  BatchOptions,
+  ConnectOptions,
   ReconnectOptions,
   ReplyMode,
-  ServeOptions,
-  ServeBatchOptions,
-  StreamOptions,
-} from './options/options.js';
+} from './options/connect.js';
+export type { ServeOptions, ServeBatchOptions } from './options/serve.js';
 export type { BroadcastReply } from './client/broadcast.js';
 export type { RpcStream } from './client/stream.js';
 export type {
@@ -51,7 +52,11 @@ export type {
   AmqpTransportOptions,
 } from './transport/types.js';
 export type { CallerStats } from './client/caller.js';
-export { CONNECT_DEFAULTS, SERVE_DEFAULTS } from './options/options.js';
+export { CONNECT_DEFAULTS } from './options/connect.js';
+export { DEFAULT_BROADCAST_TIMEOUT_MS, DEFAULT_STREAM_WINDOW } from './options/call.js';
+export { checkUrl, redactUrl } from './options/url.js';
+export { amqpTransport } from './transport/amqp-client.js';
+export { SERVE_DEFAULTS } from './options/serve.js';
 export { defineService, isServiceDefinition, method, typeOnly } from './contract/define-service.js';
 export type { DefineServiceOptions } from './contract/define-service.js';
 export { isServiceError } from './contract/service-client.js';

@@ -1,11 +1,11 @@
 import {
   connect,
+  DEFAULT_BROADCAST_TIMEOUT_MS,
   RpcError,
   type BroadcastOptions,
   type BroadcastReply,
   type RpcConnection,
 } from '../index.js';
-import { DEFAULT_BROADCAST_TIMEOUT_MS } from '../options/options.js';
 import type { BroadcastArgs } from './args.js';
 import {
   brokerUrl,

@@ -1,7 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import { connect, RpcError, type CallOptions, type RpcConnection } from '../index.js';
-import { openAmqp } from '../transport/amqp.js';
-import { redactUrl } from '../options/options.js';
+import {
+  amqpTransport,
+  connect,
+  redactUrl,
+  RpcError,
+  type CallOptions,
+  type RpcConnection,
+} from '../index.js';
 import type { CallArgs } from './args.js';
 import {
   brokerUrl,
@@ -37,7 +42,7 @@ export async function runCall(args: CallArgs): Promise<number> {
         connectionName: 'rabbit-rpc call',
         reconnect: false,
         // --verbose watches the request and reply on the wire; it changes nothing.
-        ...(verbose ? { transport: tracingTransport(openAmqp, verbose) } : {}),
+        ...(verbose ? { transport: tracingTransport(amqpTransport, verbose) } : {}),
       });
     } catch (error) {
       if (interrupt.signal.aborted) return EXIT.INTERRUPTED;

@@ -1,6 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { RpcError } from '../index.js';
-import { checkUrl, redactUrl } from '../options/options.js';
+import { checkUrl, redactUrl, RpcError } from '../index.js';
 
 export { redactUrl };
 

@@ -1,8 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import { RpcError } from '../index.js';
-import { forceClose, fromAmqpError, openAmqp, replyCodeOf } from '../transport/amqp.js';
-import { MAX_TIMEOUT_MS, resolveConnectOptions } from '../options/options.js';
-import type { AmqpClientLike } from '../transport/types.js';
+import { forceClose, openAmqp } from '../transport/amqp-client.js';
+import { fromAmqpError, replyCodeOf } from '../transport/errors.js';
+import { resolveConnectOptions } from '../options/connect.js';
+import { MAX_TIMEOUT_MS } from '../options/validate.js';
+import type { AmqpClientLike } from '../index.js';
 import type { PingArgs } from './args.js';
 import {
   brokerUrl,

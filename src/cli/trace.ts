@@ -3,11 +3,11 @@ import type {
   AmqpChannelLike,
   AmqpClientLike,
   AmqpConsumerLike,
+  AmqpField,
   AmqpMessageLike,
   AmqpProperties,
   AmqpTransport,
 } from '../index.js';
-import type { AmqpField } from '../transport/types.js';
 
 /** A request as it was handed to the broker. */
 export interface PublishedRequest {

@@ -1,7 +1,5 @@
 import { performance } from 'node:perf_hooks';
-import { CONNECT_DEFAULTS, type AmqpProperties } from '../index.js';
-import { DEFAULT_STREAM_WINDOW } from '../options/options.js';
-import { DEADLINE_HEADER } from '../protocol/names.js';
+import { CONNECT_DEFAULTS, DEFAULT_STREAM_WINDOW, type AmqpProperties } from '../index.js';
 import { formatMs, paint, type Style } from './output.js';
 import type { CallObserver, PublishedRequest, ReceivedMessage } from './trace.js';
 
@@ -167,7 +165,7 @@ export class VerboseCall implements CallObserver {
     if (headers.length === 0) this.#line(marker, 'headers', '(none)');
     for (const [name, value] of headers) {
       let text = fieldText(value);
-      if (name === DEADLINE_HEADER && typeof value === 'number' && Number.isFinite(value)) {
+      if (name === DEADLINE_HEADER_NAME && typeof value === 'number' && Number.isFinite(value)) {
         text += ` (${new Date(value).toISOString()})`;
       }
       this.#line(marker, `header ${name}`, text);
@@ -207,3 +205,6 @@ function jsonOf(value: unknown): string | undefined {
     typeof inner === 'bigint' ? inner.toString() : inner,
   );
 }
+
+/** The deadline header of the wire protocol (docs/protocol.md, "Deadlines"), shown as a time. */
+const DEADLINE_HEADER_NAME = 'rpc-deadline';

@@ -8,19 +8,14 @@ import type {
 } from '../transport/types.js';
 import type { ControlPlane } from '../control/control-plane.js';
 import { AckBatcher } from '../transport/ack-batch.js';
-import { brokerSizeLimit, fromAmqpError } from '../transport/amqp.js';
-import { batchWritesThisTick } from '../transport/write-batch.js';
+import { brokerSizeLimit, fromAmqpError } from '../transport/errors.js';
+import { batchWritesThisTick } from '../transport/amqp-client.js';
 import { encodeBody, jsonText, messageOf, type EncodedBody } from '../protocol/codec.js';
 import { BodyPool, type PooledBody } from './body-pool.js';
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import type { Link, LinkParticipant } from '../transport/link.js';
-import {
-  checkQueueName,
-  resolveTimeoutMs,
-  type BatchOptions,
-  type CallOptions,
-  type ResolvedConnectOptions,
-} from '../options/options.js';
+import { checkQueueName, resolveTimeoutMs, type CallOptions } from '../options/call.js';
+import { type BatchOptions, type ResolvedConnectOptions } from '../options/connect.js';
 import { DEADLINE_HEADER, DIRECT_REPLY_QUEUE, NO_ROUTE } from '../protocol/names.js';
 import { isRetryable, RetryState } from './retry.js';
 import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from '../protocol/batch.js';

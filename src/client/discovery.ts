@@ -3,7 +3,7 @@ import { MORE, type MultiReply } from './multi-reply.js';
 import type { ControlPlane } from '../control/control-plane.js';
 import { RpcError } from '../errors.js';
 import { checkOptionNames, optionNames } from '../option-names.js';
-import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options/options.js';
+import { checkQueueName, resolveMax, resolveTimeoutMs } from '../options/call.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol/names.js';
 import {
   DESCRIBE_ALL_KEY,

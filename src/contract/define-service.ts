@@ -1,6 +1,6 @@
 import { Buffer } from 'node:buffer';
 import { RpcError, isRpcErrorCode } from '../errors.js';
-import { checkQueueName } from '../options/options.js';
+import { checkQueueName } from '../options/call.js';
 import { checkOptionNames, optionNames } from '../option-names.js';
 import {
   SERVICE_MARK,

@@ -1,6 +1,6 @@
 import { RpcError } from '../errors.js';
 import { checkOptionNames, optionNames } from '../option-names.js';
-import { checkQueueName, type CallOptions, type StreamOptions } from '../options/options.js';
+import { checkQueueName, type CallOptions, type StreamOptions } from '../options/call.js';
 import { isSchema, isServiceDefinition } from './define-service.js';
 import { validationError } from './service-server.js';
 import {

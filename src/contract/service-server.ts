@@ -1,6 +1,6 @@
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import { checkOptionNames } from '../option-names.js';
-import { serveOptionNamesWith, type ServeOptions } from '../options/options.js';
+import { serveOptionNamesWith, type ServeOptions } from '../options/serve.js';
 import type { Handler, HandlerContext } from '../handler.js';
 import { isSchema } from './define-service.js';
 import type {

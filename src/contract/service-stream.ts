@@ -1,5 +1,5 @@
 import { RpcError } from '../errors.js';
-import type { StreamOptions } from '../options/options.js';
+import type { StreamOptions } from '../options/call.js';
 
 /** A streamed reply as the transport gives it: `RpcConnection.streamMethod`'s result. */
 export type ItemStream = AsyncIterableIterator<unknown> & AsyncDisposable;

@@ -1,5 +1,5 @@
 import type { RpcError, RpcErrorCode } from '../errors.js';
-import type { CallOptions, StreamOptions } from '../options/options.js';
+import type { CallOptions, StreamOptions } from '../options/call.js';
 import type { HandlerContext } from '../handler.js';
 import type { StandardSchemaV1 } from './standard-schema.js';
 

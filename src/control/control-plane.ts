@@ -1,5 +1,5 @@
 import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from '../transport/types.js';
-import { fromAmqpError } from '../transport/amqp.js';
+import { fromAmqpError } from '../transport/errors.js';
 import type { Link, LinkParticipant } from '../transport/link.js';
 import {
   CANCEL_REPLY_TO_HEADER,
@@ -8,7 +8,7 @@ import {
   CREDIT_HEADER,
 } from '../protocol/names.js';
 import { DESCRIBE_ALL_KEY, DESCRIBE_CONTROL } from '../protocol/describe.js';
-import { batchWritesThisTick } from '../transport/write-batch.js';
+import { batchWritesThisTick } from '../transport/amqp-client.js';
 import { settledWithin } from '../within.js';
 
 /**

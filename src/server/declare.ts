@@ -1,8 +1,8 @@
-import { fromAmqpError, replyCodeOf } from '../transport/amqp.js';
+import { fromAmqpError, replyCodeOf } from '../transport/errors.js';
 import { messageOf } from '../protocol/codec.js';
 import { RpcError } from '../errors.js';
 import type { Logger } from '../logger.js';
-import type { ResolvedServeOptions } from '../options/options.js';
+import type { ResolvedServeOptions } from '../options/serve.js';
 import type { AmqpChannelLike, AmqpClientLike } from '../transport/types.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { DedupeOptions } from '../options/options.js';
+import type { DedupeOptions } from '../options/serve.js';
 
 /** A completed request's answer, kept for its duplicates. */
 interface Done<T> {

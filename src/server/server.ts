@@ -7,11 +7,11 @@ import type {
   AmqpProperties,
 } from '../transport/types.js';
 import { AckBatcher } from '../transport/ack-batch.js';
-import { brokerSizeLimit, fromAmqpError } from '../transport/amqp.js';
+import { brokerSizeLimit, fromAmqpError } from '../transport/errors.js';
 import { decodeBody, encodeBody, type EncodedBody } from '../protocol/codec.js';
 import { RpcError } from '../errors.js';
 import type { Link } from '../transport/link.js';
-import type { ResolvedServeOptions } from '../options/options.js';
+import type { ResolvedServeOptions } from '../options/serve.js';
 import type { ControlPlane, ControlSender } from '../control/control-plane.js';
 import {
   CONTROL_QUEUE_HEADER,
@@ -34,7 +34,7 @@ import { CONTENT_TYPE_JSON, DIRECT_REPLY_QUEUE } from '../protocol/names.js';
 import { EMPTY_REPLY, encodeErrorReply } from '../protocol/error-reply.js';
 import { readDeadline } from '../protocol/deadline.js';
 import { readWindow } from '../protocol/stream.js';
-import { batchWritesThisTick } from '../transport/write-batch.js';
+import { batchWritesThisTick } from '../transport/amqp-client.js';
 import { settledWithin } from '../within.js';
 import { setTimeoutAt, type LongTimeout } from '../timers.js';
 import type { ContractDescription } from '../protocol/describe.js';

@@ -1,6 +1,6 @@
-import { connectError } from '../transport/amqp.js';
+import { connectError } from '../transport/errors.js';
 import { RpcError } from '../errors.js';
-import { redactUrl } from '../options/options.js';
+import { redactUrl } from '../options/url.js';
 import type {
   AmqpClientLike,
   AmqpField,

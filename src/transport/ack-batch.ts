@@ -1,5 +1,5 @@
 import type { AmqpChannelLike } from './types.js';
-import { batchWritesThisTick } from './write-batch.js';
+import { batchWritesThisTick } from './amqp-client.js';
 
 /**
  * Acks a consuming channel's deliveries in batches: the acks asked for in one tick go out

@@ -1,9 +1,11 @@
-import { connectError, forceClose, isPermanent, openAmqp } from './amqp.js';
+import { forceClose, openAmqp } from './amqp-client.js';
+import { connectError, isPermanent } from './errors.js';
 import { RpcError } from '../errors.js';
 import { FlowGate } from './flow.js';
 import type { Logger } from '../logger.js';
 import type { AmqpClientLike, AmqpTransport } from './types.js';
-import { redactUrl, type ResolvedConnectOptions } from '../options/options.js';
+import { type ResolvedConnectOptions } from '../options/connect.js';
+import { redactUrl } from '../options/url.js';
 import { settledWithin } from '../within.js';
 
 /**

@@ -5,9 +5,9 @@
 import assert from 'node:assert/strict';
 import { Socket } from 'node:net';
 import { test } from 'node:test';
-import { openAmqp } from '../../src/transport/amqp.js';
-import { resolveConnectOptions } from '../../src/options/options.js';
-import { batchWritesThisTick } from '../../src/transport/write-batch.js';
+import { openAmqp } from '../../src/transport/amqp-client.js';
+import { resolveConnectOptions } from '../../src/options/connect.js';
+import { batchWritesThisTick } from '../../src/transport/amqp-client.js';
 import { eventually, failOnUnhandled, uniqueQueue } from '../helpers.js';
 
 failOnUnhandled();

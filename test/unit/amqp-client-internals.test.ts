@@ -12,7 +12,7 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { AMQPChannel, AMQPClient } from '@cloudamqp/amqp-client';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
-import { batchWritesThisTick, boundBufferPool } from '../../src/transport/write-batch.js';
+import { batchWritesThisTick, boundBufferPool } from '../../src/transport/amqp-client.js';
 
 /** The library's internals as we use them (not in its typings). */
 interface Internals {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DedupeCache, dedupeKey } from '../../src/server/dedupe.js';
-import { resolveServeOptions, SERVE_DEFAULTS } from '../../src/options/options.js';
+import { resolveServeOptions, SERVE_DEFAULTS } from '../../src/options/serve.js';
 
 /** A cache of strings whose size is their length, on a clock the test moves. */
 function cacheOf(limits: { maxEntries?: number; maxBytes?: number; ttlMs?: number } = {}) {

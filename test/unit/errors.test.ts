@@ -52,7 +52,7 @@ test('instanceof RpcError holds for an RpcError from another copy of the library
 });
 
 test('connect failures: refused logins and untrusted certificates are permanent, refusals are not', async () => {
-  const { connectError, isPermanent } = await import('../../src/transport/amqp.js');
+  const { connectError, isPermanent } = await import('../../src/transport/errors.js');
   const url = 'amqps://user:secret@host:5671';
   const login = connectError(
     new Error('connection closed: ACCESS_REFUSED - Login was refused (403)'),

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import {
-  CONNECT_DEFAULTS,
-  redactUrl,
-  resolveConnectOptions,
-  resolveServeOptions,
-  resolveTimeoutMs,
-} from '../../src/options/options.js';
+import { resolveTimeoutMs } from '../../src/options/call.js';
+import { CONNECT_DEFAULTS, resolveConnectOptions } from '../../src/options/connect.js';
+import { resolveServeOptions } from '../../src/options/serve.js';
+import { redactUrl } from '../../src/options/url.js';
 
 test('a URL string or an options object; defaults filled in', () => {
   const fromString = resolveConnectOptions('amqp://u:p@h:5672/v');

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import { inspect } from 'node:util';
 import { describe, test } from 'node:test';
 import { connect, RpcError } from '../../src/index.js';
-import { redactUrl, resolveConnectOptions } from '../../src/options/options.js';
+import { resolveConnectOptions } from '../../src/options/connect.js';
+import { redactUrl } from '../../src/options/url.js';
 import { HOSTILE_URLS } from '../hostile-urls.js';
 
 describe('redactUrl', () => {

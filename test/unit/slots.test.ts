@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RpcError } from '../../src/errors.js';
-import { resolveServeOptions } from '../../src/options/options.js';
+import { resolveServeOptions } from '../../src/options/serve.js';
 import { Slots } from '../../src/server/slots.js';
 import { StreamCredit } from '../../src/server/stream-credit.js';
 

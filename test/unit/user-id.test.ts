@@ -1,8 +1,9 @@
 /** ConnectOptions.userId and ServeOptions.requireUserId: defaults and validation. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromAmqpError } from '../../src/transport/amqp.js';
-import { resolveConnectOptions, resolveServeOptions } from '../../src/options/options.js';
+import { fromAmqpError } from '../../src/transport/errors.js';
+import { resolveConnectOptions } from '../../src/options/connect.js';
+import { resolveServeOptions } from '../../src/options/serve.js';
 
 test("userId defaults to the URL's user name, decoded, else guest (the client's login)", () => {
   assert.equal(resolveConnectOptions('amqp://alice:pw@host').userId, 'alice');

@@ -1,6 +1,64 @@
+/**
+ * The one module that uses @cloudamqp/amqp-client itself: opening a connection, dropping
+ * one, and the two tricks played on the library for speed and memory (its socket corked
+ * for a tick, its buffer pool bounded). test/unit/amqp-client-internals.test.ts and
+ * test/integration/amqp-client-internals.test.ts fail if the shapes they rely on change.
+ */
 import { Buffer } from 'node:buffer';
-import { AMQPClient } from '@cloudamqp/amqp-client';
+import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
+import type { AmqpClientLike, AmqpTransport, AmqpTransportOptions } from './types.js';
+import { RpcError } from '../errors.js';
+import { redactUrl } from '../options/url.js';
+import { connectError } from './errors.js';
+
+/**
+ * Opens one AMQP connection to one URL, bounded by `connectTimeoutMs`, with Nagle off
+ * (without TCP_NODELAY, sequential RPC stalls on delayed ACKs: 45 calls/s).
+ */
+export async function openAmqp(url: string, options: AmqpTransportOptions): Promise<AMQPClient> {
+  const target = new URL(url);
+  target.searchParams.set('frameMax', String(options.frameMax));
+  target.searchParams.set('heartbeat', String(options.heartbeatSec));
+  if (options.connectionName !== undefined) target.searchParams.set('name', options.connectionName);
+  // The library spreads these into net.connect / tls.connect; its type lists only TLS fields.
+  const socketOptions = { noDelay: true, ...options.tls } as AMQPTlsOptions;
+  const client = new AMQPClient(target.toString(), socketOptions, null);
+  boundBufferPool(client);
+  // The library logs connection errors here by default; we report them through promises.
+  client.onerror = () => undefined;
+
+  const where = redactUrl(url);
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(
+        new RpcError(
+          'UNAVAILABLE',
+          `connecting to ${where} timed out after ${options.connectTimeoutMs} ms`,
+        ),
+      );
+    }, options.connectTimeoutMs);
+  });
+  try {
+    await Promise.race([client.connect(), timeout]);
+    return client;
+  } catch (error) {
+    forceClose(client);
+    throw connectError(error, url);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Drops the socket without the close handshake; safe on a half-open client. */
+export function forceClose(client: AmqpClientLike): void {
+  if (client instanceof AMQPClient) client.socket?.destroy();
+  else client.close().catch(() => undefined);
+}
+
+/** The default transport: {@link openAmqp} as the seam's type. */
+export const amqpTransport: AmqpTransport = openAmqp;
 
 type Socket = NonNullable<AMQPClient['socket']>;
 

@@ -1,9 +1,7 @@
-import { AMQPClient, type AMQPTlsOptions } from '@cloudamqp/amqp-client';
-import type { AmqpClientLike, AmqpTransportOptions } from './types.js';
-import { boundBufferPool } from './write-batch.js';
+/** Errors of the AMQP library and of the broker, as RpcErrors with the codes docs/errors.md gives. */
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import { messageOf } from '../protocol/codec.js';
-import { redactUrl } from '../options/options.js';
+import { redactUrl } from '../options/url.js';
 
 /**
  * AMQP reply codes (connection.close / channel.close) → RpcError codes. Anything not
@@ -57,46 +55,8 @@ export function fromAmqpError(error: unknown, context: string): RpcError {
   return new RpcError(code, `${context}: ${messageOf(error)}`, { cause: error });
 }
 
-/**
- * Opens one AMQP connection to one URL, bounded by `connectTimeoutMs`, with Nagle off
- * (without TCP_NODELAY, sequential RPC stalls on delayed ACKs: 45 calls/s).
- */
-export async function openAmqp(url: string, options: AmqpTransportOptions): Promise<AMQPClient> {
-  const target = new URL(url);
-  target.searchParams.set('frameMax', String(options.frameMax));
-  target.searchParams.set('heartbeat', String(options.heartbeatSec));
-  if (options.connectionName !== undefined) target.searchParams.set('name', options.connectionName);
-  // The library spreads these into net.connect / tls.connect; its type lists only TLS fields.
-  const socketOptions = { noDelay: true, ...options.tls } as AMQPTlsOptions;
-  const client = new AMQPClient(target.toString(), socketOptions, null);
-  boundBufferPool(client);
-  // The library logs connection errors here by default; we report them through promises.
-  client.onerror = () => undefined;
-
-  const where = redactUrl(url);
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      reject(
-        new RpcError(
-          'UNAVAILABLE',
-          `connecting to ${where} timed out after ${options.connectTimeoutMs} ms`,
-        ),
-      );
-    }, options.connectTimeoutMs);
-  });
-  try {
-    await Promise.race([client.connect(), timeout]);
-    return client;
-  } catch (error) {
-    forceClose(client);
-    throw connectError(error, url);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 const TLS_FAILURE = /certificate|self.signed|SSL|TLS|ERR_TLS|altname/i;
+
 /** The broker's identity could not be verified: the same answer on every retry. */
 const TLS_VERIFICATION_FAILURE = /certificate|self.signed|altname|UNABLE_TO_VERIFY/i;
 
@@ -143,10 +103,4 @@ export function connectError(error: unknown, url: string): RpcError {
   return new RpcError('UNAVAILABLE', `no AMQP broker answered at ${where}: ${text}`, {
     cause: error,
   });
-}
-
-/** Drops the socket without the close handshake; safe on a half-open client. */
-export function forceClose(client: AmqpClientLike): void {
-  if (client instanceof AMQPClient) client.socket?.destroy();
-  else client.close().catch(() => undefined);
 }
