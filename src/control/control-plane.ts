@@ -1,26 +1,14 @@
 import type { AmqpChannelLike, AmqpMessageLike, AmqpProperties } from '../transport/types.js';
 import { fromAmqpError } from '../transport/errors.js';
 import type { Link, LinkParticipant } from '../transport/link.js';
-import {
-  CANCEL_REPLY_TO_HEADER,
-  CONTROL_EXCHANGE,
-  CONTROL_HEADER,
-  CREDIT_HEADER,
-} from '../protocol/names.js';
-import { DESCRIBE_ALL_KEY, DESCRIBE_CONTROL } from '../protocol/describe.js';
+import { CONTROL_EXCHANGE } from '../protocol/names.js';
+import { DESCRIBE_ALL_KEY } from '../protocol/describe.js';
+import { controlProperties, readControlMessage, type ControlSender } from '../protocol/control.js';
+import { LazyChannel } from '../transport/lazy-channel.js';
 import { batchWritesThisTick } from '../transport/amqp-client.js';
 import { settledWithin } from '../within.js';
 
-/**
- * Who sent a control message, as far as it can be checked: `userId` is the message's AMQP
- * `user_id` (the broker refuses one that is not the publisher's login), `replyTo` the reply
- * address it names (header `rpc-reply-to`). A server honours a control message for a call
- * only when both match the call's request (docs/security.md).
- */
-export interface ControlSender {
-  readonly userId: string | undefined;
-  readonly replyTo: string | undefined;
-}
+export type { ControlSender } from '../protocol/control.js';
 
 /** What a server does with the control messages for its queue. */
 export interface ControlTarget {
@@ -159,20 +147,14 @@ export class ControlPlane implements LinkParticipant {
     controlQueue: string | undefined,
     replyTo: string,
   ): void {
-    const headers = { [CONTROL_HEADER]: 'cancel' };
-    if (controlQueue !== undefined) this.#send('', controlQueue, correlationId, headers, replyTo);
-    else this.#sendViaExchange(queue, correlationId, headers, replyTo);
+    const properties = controlProperties(correlationId, this.userId, replyTo);
+    if (controlQueue !== undefined) this.#send('', controlQueue, properties);
+    else this.#sendViaExchange(queue, properties);
   }
 
   /** Grants a stream's server `total` items in all; `replyTo` names the call, as for cancel. */
   credit(controlQueue: string, correlationId: string, total: number, replyTo: string): void {
-    this.#send(
-      '',
-      controlQueue,
-      correlationId,
-      { [CONTROL_HEADER]: 'credit', [CREDIT_HEADER]: total },
-      replyTo,
-    );
+    this.#send('', controlQueue, controlProperties(correlationId, this.userId, replyTo, total));
   }
 
   /** Publishes a broadcast reply on the control channel. */
@@ -223,37 +205,19 @@ export class ControlPlane implements LinkParticipant {
     return this.#exchangeExists;
   }
 
-  #sendViaExchange(
-    queue: string,
-    correlationId: string,
-    headers: AmqpProperties['headers'],
-    replyTo: string,
-  ): void {
+  #sendViaExchange(queue: string, properties: AmqpProperties): void {
     // Publishing to a missing exchange would close the channel: check it exists first.
     this.#track(
       this.exchangeExists().then(
         (exists) => {
-          if (exists) this.#send(CONTROL_EXCHANGE, queue, correlationId, headers, replyTo);
+          if (exists) this.#send(CONTROL_EXCHANGE, queue, properties);
         },
         () => undefined,
       ),
     );
   }
 
-  #send(
-    exchange: string,
-    routingKey: string,
-    correlationId: string,
-    headers: AmqpProperties['headers'],
-    replyTo?: string,
-  ): void {
-    const properties: AmqpProperties = { correlationId };
-    // Checked by the broker: the server knows the cancel or credit comes from the caller's user.
-    if (this.userId !== undefined) properties.userId = this.userId;
-    if (headers) properties.headers = headers;
-    // A header, not the reply_to property: RabbitMQ refuses a publish whose reply_to is
-    // Direct Reply-to from a channel that does not consume it.
-    if (replyTo) properties.headers = { ...headers, [CANCEL_REPLY_TO_HEADER]: replyTo };
+  #send(exchange: string, routingKey: string, properties: AmqpProperties): void {
     this.#track(
       this.#sendChannel.open().then(
         (channel) => {
@@ -317,15 +281,15 @@ export class ControlPlane implements LinkParticipant {
   }
 
   #dispatch(message: AmqpMessageLike): void {
-    const { correlationId, headers } = message.properties;
-    const kind = headers?.[CONTROL_HEADER];
-    if (kind === undefined) {
-      // A broadcast request: the first server of this connection on that queue answers it.
+    const control = readControlMessage(message);
+    if (control === undefined) return;
+    if (control.kind === 'broadcast') {
+      // The first server of this connection on that queue answers it.
       const [target] = this.#targets.get(message.routingKey) ?? [];
       target?.broadcast(message);
       return;
     }
-    if (kind === DESCRIBE_CONTROL) {
+    if (control.kind === 'describe') {
       // Every server of the connection (discovery), or those of the queue it was sent for.
       const targets =
         message.routingKey === DESCRIBE_ALL_KEY
@@ -334,21 +298,11 @@ export class ControlPlane implements LinkParticipant {
       for (const target of targets) target.describe(message);
       return;
     }
-    if (correlationId === undefined) return;
-    const replyTo = headers?.[CANCEL_REPLY_TO_HEADER];
-    const from: ControlSender = {
-      userId: message.properties.userId,
-      replyTo: typeof replyTo === 'string' ? replyTo : undefined,
-    };
     // Whichever server runs the call finds it (by its id, its user and its reply address).
     for (const targets of this.#targets.values()) {
       for (const target of targets) {
-        if (kind === 'cancel') {
-          target.cancel(correlationId, from);
-        } else if (kind === 'credit') {
-          const total = readCredit(headers?.[CREDIT_HEADER]);
-          if (total !== undefined) target.credit(correlationId, total, from);
-        }
+        if (control.kind === 'cancel') target.cancel(control.correlationId, control.from);
+        else target.credit(control.correlationId, control.total, control.from);
       }
     }
   }
@@ -393,49 +347,6 @@ export class ControlPlane implements LinkParticipant {
   }
 }
 
-/**
- * A credit header's total, if it is an integer. Never `Number(value)` on what a peer sent:
- * a table whose `valueOf` and `toString` are not functions makes that throw.
- */
-function readCredit(value: unknown): number | undefined {
-  const total = typeof value === 'bigint' ? Number(value) : value;
-  return typeof total === 'number' && Number.isSafeInteger(total) ? total : undefined;
-}
-
 const EMPTY = new Uint8Array(0);
 /** How long close() waits for control messages on their way out. */
 const CLOSE_SEND_TIMEOUT_MS = 500;
-
-/** A channel opened on first use and again after it closed; concurrent users share one. */
-class LazyChannel {
-  readonly #link: Link;
-  #channel: AmqpChannelLike | undefined;
-  #opening: Promise<AmqpChannelLike> | undefined;
-
-  constructor(link: Link) {
-    this.#link = link;
-  }
-
-  get current(): AmqpChannelLike | undefined {
-    return this.#channel;
-  }
-
-  open(): Promise<AmqpChannelLike> {
-    if (this.#channel && !this.#channel.closed) return Promise.resolve(this.#channel);
-    this.#opening ??= this.#openChannel().finally(() => (this.#opening = undefined));
-    return this.#opening;
-  }
-
-  async #openChannel(): Promise<AmqpChannelLike> {
-    const client = await this.#link.ready();
-    const channel = await client.channel();
-    this.#channel = channel;
-    return channel;
-  }
-
-  /** The connection is gone (or the channel is): the next open() opens a new one. */
-  forget(): void {
-    this.#channel = undefined;
-    this.#opening = undefined;
-  }
-}

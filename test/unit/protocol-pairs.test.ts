@@ -14,6 +14,7 @@ import {
   replyEntry,
   requestEntry,
 } from '../../src/protocol/batch.js';
+import { controlProperties, readControlMessage } from '../../src/protocol/control.js';
 import type { AmqpMessageLike } from '../../src/transport/types.js';
 
 function reply(body: Uint8Array, contentType: string, headers = {}): AmqpMessageLike {
@@ -131,5 +132,49 @@ describe('batches', () => {
     assert.ok(b instanceof RpcError);
     assert.equal(b.code, 'NOT_FOUND');
     assert.deepEqual([...(c as Buffer)], [1, 2]);
+  });
+});
+
+describe('control messages', () => {
+  const received = (properties: AmqpMessageLike['properties']): AmqpMessageLike => ({
+    properties,
+    body: null,
+    deliveryTag: 1,
+    redelivered: false,
+    routingKey: 'orders',
+  });
+
+  test('a cancel names the call, its user and its reply address', () => {
+    const read = readControlMessage(received(controlProperties('c1', 'alice', 'rpc.reply.x')));
+    assert.deepEqual(read, {
+      kind: 'cancel',
+      correlationId: 'c1',
+      from: { userId: 'alice', replyTo: 'rpc.reply.x' },
+    });
+  });
+
+  test('a credit grant carries its total; a bad total is no message', () => {
+    const read = readControlMessage(received(controlProperties('c2', undefined, 'r', 40)));
+    assert.deepEqual(read, {
+      kind: 'credit',
+      correlationId: 'c2',
+      total: 40,
+      from: { userId: undefined, replyTo: 'r' },
+    });
+    const bad = controlProperties('c2', undefined, 'r', 40);
+    bad.headers = { ...bad.headers, 'rpc-credit': 'lots' };
+    assert.equal(readControlMessage(received(bad)), undefined);
+  });
+
+  test('no control header is a broadcast request; describe is describe; unknown kinds are nothing', () => {
+    assert.deepEqual(readControlMessage(received({})), { kind: 'broadcast' });
+    assert.deepEqual(readControlMessage(received({ headers: { 'rpc-control': 'describe' } })), {
+      kind: 'describe',
+    });
+    assert.equal(
+      readControlMessage(received({ correlationId: 'c', headers: { 'rpc-control': 'explode' } })),
+      undefined,
+    );
+    assert.equal(readControlMessage(received({ headers: { 'rpc-control': 'cancel' } })), undefined);
   });
 });
