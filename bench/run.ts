@@ -23,8 +23,14 @@ import {
   type WorkerParams,
 } from './lib/common.js';
 import {
+  medianRatios,
+  ratios,
+  renderComparison,
+  type ComparisonRow,
+  type Metrics,
+} from './lib/compare.js';
+import {
   RESULTS_DIR,
-  rpcSource,
   Worker,
   bundleWorker,
   deleteQueues,
@@ -32,9 +38,11 @@ import {
   guardChildren,
   killAllChildren,
   machineBusyMs,
+  otherTree,
   processCpuMs,
   sleep,
   waitQuiet,
+  workingTree,
 } from './lib/system.js';
 
 const HELP = `npm run bench -- [flags]
@@ -54,8 +62,13 @@ const HELP = `npm run bench -- [flags]
                        --node-args=--max-semi-space-size=2 (default: none)
   --retries N          reruns of a case disturbed by other CPU load (default 1)
   --quiet-wait S       wait up to S seconds for the machine to go quiet before a case (default 5; --quick: 2)
-  --rpc-rev REV        measure src/ of a git revision (e.g. HEAD) instead of the working tree
-  --rpc-src DIR        measure the rabbit-rpc source in DIR instead of ./src
+  --rpc-rev REV        also measure src/ of a git revision (e.g. main, HEAD~5), beside the
+                       working tree: every selected rabbit-rpc* implementation runs a second
+                       time as <impl>@<short commit>, in the same repetitions and cases, and
+                       the summary adds the ratios working tree / REV (calls/s, client and
+                       server CPU per call, p99, client peak RSS)
+  --rpc-src DIR        the same with the rabbit-rpc source tree in DIR (its src/, with
+                       index.ts) instead of a revision: <impl>@<DIR's name>
   --url URL            broker (default: AMQP_URL or amqp://guest:guest@127.0.0.1:5672)
   --out FILE           JSON results file (default bench/results/<timestamp>.json)
   --soak               run the heap-flatness soak instead (see bench/soak.ts --help)
@@ -89,11 +102,30 @@ const CASES: readonly CaseDef[] = [
 ];
 const QUICK_N: Readonly<Record<string, number>> = { seq: 1000, c16: 5000, c256: 5000, pl64k: 1000 };
 
+/** What runs as one implementation: a worker implementation bundled with one source tree. */
+interface Variant {
+  /** As printed and in the JSON: the implementation, with "@<tag>" for the other tree's. */
+  name: string;
+  impl: ImplName;
+  /** '' for the working tree, else the other tree's tag (--rpc-rev, --rpc-src). */
+  tree: string;
+  /** The worker bundle (with that tree's rabbit-rpc). */
+  bundle: string;
+}
+
+/** The implementations that run rabbit-rpc (and so the source tree): rabbit-rpc, rabbit-rpc-batch, ... */
+const runsRpc = (impl: ImplName): boolean => impl.startsWith('rabbit-rpc');
+
 /** One measured case of one implementation in one repetition. */
 interface RunRecord {
   rep: number;
   case: string;
-  impl: ImplName;
+  /** The implementation as printed: with "@<tag>" when it ran the other source tree. */
+  impl: string;
+  /** The implementation the worker ran. */
+  base: ImplName;
+  /** '' for the working tree, else the other tree's tag. */
+  tree: string;
   conc: number;
   n: number;
   warmup: number;
@@ -119,12 +151,17 @@ interface RunRecord {
   ratioToWire?: number;
   /** As `ratioDisturbed`, for `ratioToWire`. */
   ratioToWireDisturbed?: boolean;
+  /**
+   * Working-tree runs, when another tree runs too: this run's metrics divided by those of
+   * the other tree's run of the same implementation, repetition and case.
+   */
+  vsOther?: Metrics & { disturbed: boolean };
   at: string;
 }
 
 interface SummaryRow {
   case: string;
-  impl: ImplName;
+  impl: string;
   runs: number;
   /** Runs still disturbed by other load after their retries (left out of the medians). */
   disturbedRuns: number;
@@ -198,8 +235,13 @@ async function main(): Promise<void> {
   const nodeArgs = (flags.get('node-args') ?? '').split(/\s+/).filter(Boolean);
   const quietWaitS = intFlag(flags, 'quiet-wait', quick ? 2 : 5);
   const url = flags.get('url') ?? DEFAULT_URL;
-  const rpc = rpcSource(flags);
-  process.on('exit', rpc.remove);
+  const working = workingTree();
+  const other = otherTree(flags);
+  if (other) {
+    process.on('exit', other.remove);
+    if (!impls.some(runsRpc))
+      throw new Error('--rpc-rev / --rpc-src need a rabbit-rpc implementation in --impls');
+  }
   const startedAt = new Date();
   const stamp = startedAt
     .toISOString()
@@ -212,22 +254,38 @@ async function main(): Promise<void> {
   });
 
   const brokerPid = findBrokerPid(url);
-  const queues = (impl: ImplName): string[] => [`bench.rpc.${impl}`, `bench.rpc.${impl}.reply`];
+  // Each tree's workers are a bundle of their own; the other tree's implementations (next to
+  // the working tree's, so the two run one after the other) use their own queues too.
+  const bundle = await bundleWorker(working.src, 'working-tree');
+  process.on('exit', bundle.remove);
+  const otherBundle = other ? await bundleWorker(other.src, `other-${other.tag}`) : undefined;
+  if (otherBundle) process.on('exit', otherBundle.remove);
+  const variants: Variant[] = impls.flatMap((impl) => {
+    const mine = { name: impl, impl, tree: '', bundle: bundle.path };
+    if (!other || !otherBundle || !runsRpc(impl)) return [mine];
+    return [
+      mine,
+      { name: `${impl}@${other.tag}`, impl, tree: other.tag, bundle: otherBundle.path },
+    ];
+  });
+  const names = variants.map((v) => v.name);
+  implWidth = Math.max(implWidth, ...names.map((n) => n.length));
+  const queues = (name: string): string[] => [`bench.rpc.${name}`, `bench.rpc.${name}.reply`];
   const cleanAll = async (): Promise<void> => {
-    await deleteQueues(url, impls.flatMap(queues)).catch(() => undefined);
+    await deleteQueues(url, names.flatMap(queues)).catch(() => undefined);
   };
   guardChildren(cleanAll);
-  const brokerVersion = await deleteQueues(url, impls.flatMap(queues));
-  const bundle = await bundleWorker(rpc.src);
-  process.on('exit', bundle.remove);
+  const brokerVersion = await deleteQueues(url, names.flatMap(queues));
 
-  const total = reps * cases.length * impls.length;
+  const total = reps * cases.length * variants.length;
   console.log(
-    `rabbit-rpc benchmark: ${reps} repetition(s) × ${cases.length} case(s) × ${impls.length} implementation(s) = ${total} runs`,
+    `rabbit-rpc benchmark: ${reps} repetition(s) × ${cases.length} case(s) × ${variants.length} implementation(s) = ${total} runs`,
   );
   console.log(
-    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}; rabbit-rpc: ${rpc.label} (bundled)`,
+    `broker RabbitMQ ${brokerVersion} (pid ${brokerPid ?? 'not found: no broker CPU'}), ${cpus().length} CPUs, node ${process.version}${nodeArgs.length > 0 ? ` ${nodeArgs.join(' ')}` : ''}`,
   );
+  console.log(`rabbit-rpc: ${working.label} (bundled)`);
+  if (other) console.log(`rabbit-rpc*@${other.tag}: ${other.label} (bundled)`);
   console.log(
     `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}\n`,
   );
@@ -237,21 +295,21 @@ async function main(): Promise<void> {
   let done = 0;
   for (let rep = 1; rep <= reps; rep++) {
     // Rotate the order every repetition, so no implementation always runs first or last.
-    const order = impls.map((_, k) => impls[(k + rep - 1) % impls.length] as ImplName);
+    const order = variants.map((_, k) => variants[(k + rep - 1) % variants.length] as Variant);
     for (const c of cases) {
       const repRuns: RunRecord[] = [];
-      for (const impl of order) {
+      for (const variant of order) {
+        const impl = variant.name;
         let record: RunRecord | undefined;
         for (let attempt = 0; attempt <= retries; attempt++) {
           record = await runCase({
             rep,
             c,
-            impl,
+            variant,
             url,
             prefetch,
             attempt,
             brokerPid,
-            bundle: bundle.path,
             quietWaitS,
             frameMax,
             nodeArgs,
@@ -276,10 +334,12 @@ async function main(): Promise<void> {
     }
   }
 
-  const summary = summarize(runs, cases, impls);
+  const summary = summarize(runs, cases, names);
+  const comparison = other ? compare(runs, cases, variants) : [];
   const finishedAt = new Date();
   console.log(`\nDone in ${Math.round((performance.now() - t0) / 1000)} s.\n`);
-  console.log(renderTables(summary, cases, impls, reps));
+  console.log(renderTables(summary, cases, names, reps));
+  if (other) console.log(`\n${renderComparison(comparison, other.label)}`);
   mkdirSync(join(out, '..'), { recursive: true });
   writeFileSync(
     out,
@@ -291,13 +351,14 @@ async function main(): Promise<void> {
         settings: {
           reps,
           cases,
-          impls,
+          impls: names,
           prefetch,
           frameMax,
           nodeArgs,
           retries,
           quietWaitS,
-          rabbitRpc: rpc.label,
+          rabbitRpc: working.label,
+          ...(other ? { otherRabbitRpc: { tag: other.tag, source: other.label } } : {}),
         },
         machine: {
           cpus: cpus().length,
@@ -307,6 +368,7 @@ async function main(): Promise<void> {
           broker: `RabbitMQ ${brokerVersion}`,
         },
         summary,
+        ...(other ? { comparison } : {}),
         runs,
       },
       null,
@@ -323,8 +385,11 @@ async function main(): Promise<void> {
   }
 }
 
+/** Width of the implementation column in the progress lines (the longest name). */
+let implWidth = 17;
+
 function label(rep: number, reps: number, caseName: string, impl: string): string {
-  return `[rep ${rep}/${reps}] ${caseName.padEnd(5)} ${impl.padEnd(17)}`;
+  return `[rep ${rep}/${reps}] ${caseName.padEnd(5)} ${impl.padEnd(implWidth)}`;
 }
 
 function otherShare(r: RunRecord): number {
@@ -337,7 +402,21 @@ function ratioTo(r: RunRecord, ref: RunRecord | undefined): number | undefined {
   return round(r.client.callsPerSec / ref.client.callsPerSec, 3);
 }
 
-/** Sets the ratios to raw and to raw-wire of one repetition's runs of one case. */
+/** What the comparison of two trees compares, of one run; NaN for a failed run. */
+function metricsOf(r: RunRecord): Metrics {
+  return {
+    callsPerSec: r.client?.callsPerSec ?? NaN,
+    clientUsPerCall: r.clientUsPerCall,
+    serverUsPerCall: r.serverUsPerCall,
+    p99Ms: r.client?.p99Ms ?? NaN,
+    maxRssMb: r.client?.maxRssMb ?? NaN,
+  };
+}
+
+/**
+ * Sets the ratios to raw and to raw-wire of one repetition's runs of one case, and those of
+ * each working-tree run to the other tree's run of the same implementation.
+ */
 function setRatios(repRuns: readonly RunRecord[]): void {
   const raw = repRuns.find((r) => r.impl === 'raw');
   const wire = repRuns.find((r) => r.impl === 'raw-wire');
@@ -352,7 +431,38 @@ function setRatios(repRuns: readonly RunRecord[]): void {
       r.ratioToWire = toWire;
       r.ratioToWireDisturbed = r.disturbed || wire.disturbed;
     }
+    const theirs =
+      r.tree === '' ? repRuns.find((o) => o.tree !== '' && o.base === r.base) : undefined;
+    if (theirs) {
+      r.vsOther = {
+        ...ratios(metricsOf(r), metricsOf(theirs)),
+        disturbed: r.disturbed || theirs.disturbed,
+      };
+    }
   }
+}
+
+/** Per case and implementation: the median ratios of the working tree to the other tree. */
+function compare(
+  runs: readonly RunRecord[],
+  cases: readonly CaseDef[],
+  variants: readonly Variant[],
+): ComparisonRow[] {
+  const rows: ComparisonRow[] = [];
+  for (const c of cases) {
+    for (const v of variants) {
+      const theirs = variants.find((o) => o.tree !== '' && o.impl === v.impl);
+      if (v.tree !== '' || !theirs) continue;
+      const pairs = runs.flatMap((r) =>
+        r.case === c.name && r.impl === v.name && r.vsOther
+          ? [{ ratios: r.vsOther, disturbed: r.vsOther.disturbed }]
+          : [],
+      );
+      if (pairs.length === 0) continue;
+      rows.push({ case: c.name, impl: v.name, other: theirs.name, ...medianRatios(pairs) });
+    }
+  }
+  return rows;
 }
 
 /** Median of per-repetition ratios, from undisturbed pairs of runs when there are any. */
@@ -387,12 +497,11 @@ function line(r: RunRecord): string {
 interface CaseArgs {
   rep: number;
   c: CaseDef;
-  impl: ImplName;
+  variant: Variant;
   url: string;
   prefetch: number;
   attempt: number;
   brokerPid: number | undefined;
-  bundle: string;
   quietWaitS: number;
   frameMax: number | undefined;
   nodeArgs: readonly string[];
@@ -401,17 +510,17 @@ interface CaseArgs {
 async function runCase({
   rep,
   c,
-  impl,
+  variant,
   url,
   prefetch,
   attempt,
   brokerPid,
-  bundle,
   quietWaitS,
   frameMax,
   nodeArgs,
 }: CaseArgs): Promise<RunRecord> {
-  const queue = `bench.rpc.${impl}`;
+  const { bundle, impl } = variant;
+  const queue = `bench.rpc.${variant.name}`;
   const params: WorkerParams = {
     role: 'server',
     impl,
@@ -428,7 +537,9 @@ async function runCase({
   const record: RunRecord = {
     rep,
     case: c.name,
-    impl,
+    impl: variant.name,
+    base: impl,
+    tree: variant.tree,
     conc: c.conc,
     n: c.n,
     warmup: c.warmup,
@@ -494,7 +605,7 @@ async function runCase({
 function summarize(
   runs: readonly RunRecord[],
   cases: readonly CaseDef[],
-  impls: readonly ImplName[],
+  impls: readonly string[],
 ): SummaryRow[] {
   // A disturbed run that was run again is left out; the last attempt always counts.
   const kept = runs.filter(
@@ -547,7 +658,7 @@ function summarize(
 function renderTables(
   rows: readonly SummaryRow[],
   cases: readonly CaseDef[],
-  impls: readonly ImplName[],
+  impls: readonly string[],
   reps: number,
 ): string {
   const out: string[] = [];

@@ -4,9 +4,9 @@
  * worker bundle, and child processes that never outlive the benchmark.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import amqp from 'amqplib';
 import { build, type Options as TsupOptions } from 'tsup';
@@ -110,7 +110,12 @@ export async function deleteQueues(url: string, names: readonly string[]): Promi
 
 const PROJECT_DIR = resolve(BENCH_DIR, '..');
 
-/** Exports src/ of a git revision into a temporary directory; returns that src/ and a clean-up. */
+/**
+ * Exports src/ of a git revision into a temporary directory; returns that src/ and a
+ * clean-up. Only src/ is exported: the bundle resolves packages (the patched
+ * @cloudamqp/amqp-client among them) from the working tree's node_modules, and compiles
+ * with the working tree's tsconfig.json.
+ */
 export function exportRevision(rev: string): { src: string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'rabbit-rpc-bench-'));
   const tar = execFileSync('git', ['-C', PROJECT_DIR, 'archive', '--format=tar', rev, 'src'], {
@@ -138,31 +143,75 @@ export function gitState(): { commit: string; srcDirty: boolean } | undefined {
   }
 }
 
-/**
- * Which rabbit-rpc source a run measures: `--rpc-rev REV` (src/ of that git revision),
- * `--rpc-src DIR`, or the working tree's src/ (the default). `label` says which, for the
- * output and the JSON.
- */
-export function rpcSource(flags: Map<string, string>): {
+/** A rabbit-rpc source tree to bundle the workers with. */
+export interface RpcTree {
+  /** Its src/ directory; undefined for the working tree's own src/. */
   src: string | undefined;
+  /** What the tree's implementations are called after "@" (a short commit); '' for the working tree. */
+  tag: string;
+  /** Which tree, for the output and the JSON. */
   label: string;
   remove: () => void;
-} {
-  const rev = flags.get('rpc-rev');
-  if (rev !== undefined) {
-    const commit = execFileSync('git', ['-C', PROJECT_DIR, 'rev-parse', '--short', rev])
-      .toString()
-      .trim();
-    const exported = exportRevision(rev);
-    return { src: exported.src, label: `src/ of git ${rev} (${commit})`, remove: exported.remove };
-  }
-  const dir = flags.get('rpc-src');
-  if (dir !== undefined) return { src: dir, label: resolve(dir), remove: () => undefined };
+}
+
+/** The working tree's src/, with the commit it is at and whether it has uncommitted changes. */
+export function workingTree(): RpcTree {
   const git = gitState();
   const where = git
     ? ` at ${git.commit.slice(0, 7)}${git.srcDirty ? ' with uncommitted changes' : ''}`
     : '';
-  return { src: undefined, label: `src/ of the working tree${where}`, remove: () => undefined };
+  return {
+    src: undefined,
+    tag: '',
+    label: `src/ of the working tree${where}`,
+    remove: () => undefined,
+  };
+}
+
+/**
+ * The other tree that `--rpc-rev REV` (src/ of that git revision, exported) or `--rpc-src
+ * DIR` names, or undefined when neither is given. Its tag is the revision's short commit,
+ * or DIR's name (its parent's when DIR is called src).
+ */
+export function otherTree(flags: Map<string, string>): RpcTree | undefined {
+  const rev = flags.get('rpc-rev');
+  const dir = flags.get('rpc-src');
+  if (rev !== undefined && dir !== undefined)
+    throw new Error('give --rpc-rev or --rpc-src, not both');
+  if (rev !== undefined) {
+    let commit: string;
+    try {
+      commit = execFileSync(
+        'git',
+        ['-C', PROJECT_DIR, 'rev-parse', '--verify', '--short=7', `${rev}^{commit}`],
+        { stdio: ['ignore', 'pipe', 'ignore'] },
+      )
+        .toString()
+        .trim();
+    } catch {
+      throw new Error(`--rpc-rev ${rev}: not a commit in ${PROJECT_DIR}`);
+    }
+    const exported = exportRevision(commit);
+    return {
+      src: exported.src,
+      tag: commit,
+      label: `src/ of git ${rev} (${commit})`,
+      remove: exported.remove,
+    };
+  }
+  if (dir !== undefined) {
+    const full = resolve(dir);
+    if (!existsSync(join(full, 'index.ts')))
+      throw new Error(`--rpc-src ${dir}: no index.ts there (give the src/ directory)`);
+    const name = basename(full) === 'src' ? basename(dirname(full)) : basename(full);
+    return { src: full, tag: name.replace(/[^\w.-]/g, '_'), label: full, remove: () => undefined };
+  }
+  return undefined;
+}
+
+/** bench/soak.ts: the one tree it measures, `--rpc-rev` / `--rpc-src` instead of the working tree. */
+export function rpcSource(flags: Map<string, string>): RpcTree {
+  return otherTree(flags) ?? workingTree();
 }
 
 type EsbuildPlugin = NonNullable<TsupOptions['esbuildPlugins']>[number];
@@ -171,12 +220,16 @@ type EsbuildPlugin = NonNullable<TsupOptions['esbuildPlugins']>[number];
  * Bundles bench/worker.ts (with the project source it imports) into one ESM file that
  * plain `node` runs, so the workers carry no TypeScript loader (tsx adds about 30 MB RSS
  * and a loader thread). `rpcSrc` swaps the project's src/ for another source tree, to
- * measure a modified copy of the library. Returns the bundle path and a clean-up function.
+ * measure an older revision or a modified copy of the library: only imports of the public
+ * entry src/index.ts are redirected (to `rpcSrc`/index.ts), and the other tree's own
+ * relative imports then resolve within it, whatever its internal layout. `name` keeps the
+ * bundles of several trees apart. Returns the bundle path and a clean-up function.
  */
 export async function bundleWorker(
   rpcSrc: string | undefined,
+  name = 'worker',
 ): Promise<{ path: string; remove: () => void }> {
-  const outDir = join(RESULTS_DIR, '.build', String(process.pid));
+  const outDir = join(RESULTS_DIR, '.build', String(process.pid), name);
   const plugins: EsbuildPlugin[] = [];
   if (rpcSrc !== undefined) {
     const srcDir = resolve(rpcSrc);
@@ -211,7 +264,11 @@ export async function bundleWorker(
   });
   return {
     path: join(outDir, 'worker.mjs'),
-    remove: () => rmSync(outDir, { recursive: true, force: true }),
+    remove: () => {
+      rmSync(outDir, { recursive: true, force: true });
+      // The run's directory too, once its last bundle is gone.
+      if (readdirSync(dirname(outDir)).length === 0) rmSync(dirname(outDir), { recursive: true });
+    },
   };
 }
 
