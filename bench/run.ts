@@ -260,7 +260,8 @@ async function main(): Promise<void> {
   process.on('exit', bundle.remove);
   const otherBundle = other ? await bundleWorker(other.src, `other-${other.tag}`) : undefined;
   if (otherBundle) process.on('exit', otherBundle.remove);
-  const variants: Variant[] = impls.flatMap((impl) => {
+  // One group per implementation: itself, and its run of the other tree when there is one.
+  const groups: Variant[][] = impls.map((impl) => {
     const mine = { name: impl, impl, tree: '', bundle: bundle.path };
     if (!other || !otherBundle || !runsRpc(impl)) return [mine];
     return [
@@ -268,6 +269,7 @@ async function main(): Promise<void> {
       { name: `${impl}@${other.tag}`, impl, tree: other.tag, bundle: otherBundle.path },
     ];
   });
+  const variants = groups.flat();
   const names = variants.map((v) => v.name);
   implWidth = Math.max(implWidth, ...names.map((n) => n.length));
   const queues = (name: string): string[] => [`bench.rpc.${name}`, `bench.rpc.${name}.reply`];
@@ -295,7 +297,7 @@ async function main(): Promise<void> {
   let done = 0;
   for (let rep = 1; rep <= reps; rep++) {
     // Rotate the order every repetition, so no implementation always runs first or last.
-    const order = variants.map((_, k) => variants[(k + rep - 1) % variants.length] as Variant);
+    const order = runOrder(groups, rep);
     for (const c of cases) {
       const repRuns: RunRecord[] = [];
       for (const variant of order) {
@@ -383,6 +385,16 @@ async function main(): Promise<void> {
     );
     process.exitCode = 1;
   }
+}
+
+/**
+ * The order of one repetition: the implementations rotate by one every repetition, so none
+ * always runs first or last; the two trees of an implementation stay next to each other
+ * and take turns going first.
+ */
+function runOrder(groups: readonly (readonly Variant[])[], rep: number): Variant[] {
+  const rotated = groups.map((_, k) => groups[(k + rep - 1) % groups.length] ?? []);
+  return rotated.flatMap((group) => (rep % 2 === 1 ? [...group] : [...group].reverse()));
 }
 
 /** Width of the implementation column in the progress lines (the longest name). */

@@ -2,7 +2,9 @@
  * rabbit-rpc through its public API only: `connect`, `serve` (prefetch from the case) and
  * `call` with the library's defaults. Imported from the project source (src/index.ts);
  * bench/run.ts bundles it with the worker before a run, so the numbers are for the working
- * tree as it is (or for another source tree given with --rpc-src).
+ * tree as it is; with --rpc-rev / --rpc-src a second bundle points this import at another
+ * tree's src/index.ts, measured beside it. Import nothing else from src/ here: that one
+ * import is what is swapped.
  */
 import { connect, type ConnectOptions, type ReplyMode } from '../../src/index.js';
 import {
