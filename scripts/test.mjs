@@ -13,7 +13,7 @@
 // one answers; else a private RabbitMQ node started here (and stopped at the end). The
 // faults and testing suites always start their own private nodes.
 //
-// Then the RabbitMQ 4.x pass: the integration, interop, contract and faults suites, and the
+// Then the RabbitMQ 4.x pass: the integration, interop, contract, faults, cli and otel suites, and the
 // 4.x-only rabbitmq4 suite, run again against RabbitMQ 4.x: RABBITMQ4_URL if set, else the
 // node of scripts/rabbitmq4.sh if it answers on 127.0.0.1:5682. Its faults suite starts
 // private nodes from the same root (RABBITMQ4_ROOT, default /var/lib/rabbit-rpc/rabbitmq4-root,
@@ -59,7 +59,15 @@ const BROKER_SUITES = new Set([
   'nestjs',
 ]);
 /** Suites run again against RabbitMQ 4.x; `rabbitmq4` runs only there. */
-const RABBITMQ4_SUITES = new Set(['integration', 'interop', 'contract', 'faults', 'rabbitmq4']);
+const RABBITMQ4_SUITES = new Set([
+  'integration',
+  'interop',
+  'contract',
+  'faults',
+  'cli',
+  'otel',
+  'rabbitmq4',
+]);
 const RABBITMQ4_DEFAULT_URL = 'amqp://guest:guest@127.0.0.1:5682';
 const RABBITMQ4_ROOT = process.env.RABBITMQ4_ROOT ?? '/var/lib/rabbit-rpc/rabbitmq4-root';
 const HOW_TO_GET_RABBITMQ4 =
