@@ -1,4 +1,5 @@
 import { RpcError } from '../errors.js';
+import type { AmqpProperties } from '../transport/types.js';
 
 /** First wait before publishing an idempotent call again. */
 export const RETRY_INITIAL_DELAY_MS = 50;
@@ -62,4 +63,56 @@ export class RetryState {
  */
 export function isRetryable(error: RpcError): boolean {
   return error.code === 'UNAVAILABLE';
+}
+
+/** What {@link RetryPolicy} needs of a call: its retry state and its properties. */
+export interface RetriedCall {
+  readonly properties: AmqpProperties;
+}
+
+/** What {@link RetryPolicy} needs of the caller. */
+export interface RetryHost<C extends RetriedCall> {
+  /** True while `call` is still pending (not settled meanwhile). */
+  isPending(call: C): boolean;
+  /** Publishes `call` again once a channel is writable. */
+  publishLater(call: C): void;
+  /** True once nothing can get through any more (the caller or the connection closed). */
+  readonly stopped: boolean;
+}
+
+/**
+ * Schedules the attempts of idempotent calls: after a backoff ({@link RetryState.nextDelayMs}),
+ * within the call's deadline, each with the time left as its `expiration`.
+ */
+export class RetryPolicy<C extends RetriedCall> {
+  /** Times a call was published again. */
+  retries = 0;
+  readonly #host: RetryHost<C>;
+
+  constructor(host: RetryHost<C>) {
+    this.#host = host;
+  }
+
+  /**
+   * Schedules the next attempt of a call that failed with `error`; false when the call
+   * must end with it now. True also when no time is left for another attempt: the call
+   * then ends at its deadline, with this as the cause.
+   */
+  retryLater(call: C, retry: RetryState, error: RpcError): boolean {
+    if (!isRetryable(error) || this.#host.stopped) return false;
+    retry.lastError = error;
+    if (retry.timer !== undefined) return true; // an attempt is already scheduled
+    const delayMs = retry.nextDelayMs();
+    if (delayMs === undefined) return true;
+    retry.attempts++;
+    retry.timer = setTimeout(() => {
+      retry.timer = undefined;
+      if (!this.#host.isPending(call)) return;
+      this.retries++;
+      // The broker drops the request when the caller gives up, as for the first attempt.
+      call.properties.expiration = String(retry.remainingMs());
+      this.#host.publishLater(call);
+    }, delayMs);
+    return true;
+  }
 }
