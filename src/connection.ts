@@ -1,21 +1,13 @@
-import { collectReplies, type BroadcastReply } from './client/broadcast.js';
+import type { BroadcastReply } from './client/broadcast.js';
 import { Caller, type CallerStats } from './client/caller.js';
-import type { MultiReply } from './client/multi-reply.js';
-import { ClientStream, type RpcStream } from './client/stream.js';
+import type { DiscoveryOptions, ServiceDescription } from './client/discovery.js';
+import { Invoker } from './client/invoke.js';
+import type { RpcStream } from './client/stream.js';
 import { ControlPlane } from './control/control-plane.js';
 import { RpcError } from './errors.js';
 import { openLink, type ConnectionState, type Link } from './transport/link.js';
-import { checkOptionNames } from './option-names.js';
 import {
-  BROADCAST_OPTION_NAMES,
-  CALL_OPTION_NAMES,
   checkQueueName,
-  STREAM_OPTION_NAMES,
-  DEFAULT_BROADCAST_TIMEOUT_MS,
-  inheritFromParent,
-  resolveMax,
-  resolveTimeoutMs,
-  resolveWindow,
   type BroadcastOptions,
   type CallOptions,
   type StreamOptions,
@@ -27,7 +19,7 @@ import {
 } from './options/connect.js';
 import { resolveServeOptions, type ServeOptions } from './options/serve.js';
 import { RpcServer, type Handler, type ServerStats } from './server/server.js';
-import { chain, type CallNext, type CallRequest, type ServeNext } from './interceptors.js';
+import { chain, type ServeNext } from './interceptors.js';
 import { isServiceDefinition } from './contract/define-service.js';
 import {
   createServiceClient,
@@ -39,7 +31,6 @@ import {
 } from './contract/service-client.js';
 import { describeService } from './contract/describe.js';
 import type { ContractDescription } from './protocol/describe.js';
-import { discover, type DiscoveryOptions, type ServiceDescription } from './client/discovery.js';
 import { planServiceServer, type ServiceServeOptions } from './contract/service-server.js';
 import type {
   AnyService,
@@ -49,14 +40,6 @@ import type {
 } from './contract/types.js';
 
 export type { ConnectionState } from './transport/link.js';
-
-/** How a stream or a broadcast takes its replies: carried past the interceptors to the caller. */
-const MULTI: unique symbol = Symbol('rabbit-rpc.multi');
-
-/** A call request with what its kind needs: a spread copy keeps it (symbols spread). */
-interface InternalCallRequest extends CallRequest {
-  readonly [MULTI]?: MultiReply;
-}
 
 /** A snapshot of a connection's counters. */
 export interface ConnectionStats extends CallerStats {
@@ -99,8 +82,8 @@ export class RpcConnection implements AsyncDisposable {
   readonly #control: ControlPlane;
   readonly #servers = new Set<RpcServer>();
   #closing: Promise<void> | undefined;
-  /** The call interceptors composed around the caller; undefined when there are none. */
-  readonly #intercepted: CallNext | undefined;
+  /** Every kind of call, through the call interceptors to the caller. */
+  readonly #invoke: Invoker;
 
   /** @internal Use {@link connect}. */
   constructor(link: Link, options: ResolvedConnectOptions) {
@@ -108,11 +91,7 @@ export class RpcConnection implements AsyncDisposable {
     this.#options = options;
     this.#control = new ControlPlane(link, options.userId);
     this.#caller = new Caller(link, options, this.#control);
-    if (options.callInterceptors.length > 0) {
-      this.#intercepted = chain(options.callInterceptors, (request: CallRequest) =>
-        this.#send(request),
-      );
-    }
+    this.#invoke = new Invoker(this.#caller, this.#control, options);
   }
 
   /** The broker URL in use, with the password hidden. */
@@ -157,7 +136,7 @@ export class RpcConnection implements AsyncDisposable {
    *   for a request over `maxPayloadBytes`, or the code the handler threw.
    */
   call<TReply = unknown>(queue: string, request: unknown, options?: CallOptions): Promise<TReply> {
-    return this.#invoke(queue, undefined, request, options) as Promise<TReply>;
+    return this.#invoke.call(queue, undefined, request, options) as Promise<TReply>;
   }
 
   /** @internal The typed client calls through here: `method` travels in the AMQP `type` property. */
@@ -167,7 +146,7 @@ export class RpcConnection implements AsyncDisposable {
     request: unknown,
     options?: CallOptions,
   ): Promise<unknown> {
-    return this.#invoke(queue, method, request, options);
+    return this.#invoke.call(queue, method, request, options);
   }
 
   /**
@@ -185,7 +164,7 @@ export class RpcConnection implements AsyncDisposable {
     request: unknown,
     options: StreamOptions = {},
   ): RpcStream<TItem> {
-    return this.#stream<TItem>(queue, undefined, request, options);
+    return this.#invoke.stream<TItem>(queue, undefined, request, options);
   }
 
   /** @internal The typed client streams through here. */
@@ -195,62 +174,7 @@ export class RpcConnection implements AsyncDisposable {
     request: unknown,
     options?: StreamOptions,
   ): RpcStream<unknown> {
-    return this.#stream(queue, method, request, options ?? {});
-  }
-
-  #stream<TItem>(
-    queue: string,
-    method: string | undefined,
-    request: unknown,
-    options: StreamOptions,
-  ): ClientStream<TItem> {
-    const { window: requestedWindow, ...callOptions } = options;
-    let window: number;
-    try {
-      checkOptionNames(
-        options,
-        STREAM_OPTION_NAMES,
-        method === undefined ? 'stream()' : `${method}()`,
-      );
-      window = resolveWindow(requestedWindow);
-    } catch (error) {
-      // Thrown by the first next(), like every other failure of the stream.
-      const invalid = RpcError.from(error, 'INVALID_ARGUMENT');
-      return new ClientStream<TItem>(() => Promise.reject(invalid), this.#control, queue, 1);
-    }
-    return new ClientStream<TItem>(
-      (multi, stopSignal) => {
-        let inherited: CallOptions;
-        try {
-          inherited = inheritFromParent(callOptions, this.#options.defaultTimeoutMs);
-        } catch (error) {
-          return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
-        }
-        const signal = inherited.signal
-          ? AbortSignal.any([inherited.signal, stopSignal])
-          : stopSignal;
-        let timeoutMs: number;
-        try {
-          timeoutMs = resolveTimeoutMs(inherited.timeoutMs, this.#options.defaultTimeoutMs);
-        } catch (error) {
-          return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
-        }
-        return this.#dispatch({
-          kind: 'stream',
-          queue,
-          method,
-          payload: request,
-          headers: { ...inherited.headers },
-          timeoutMs,
-          signal,
-          idempotent: false,
-          [MULTI]: multi,
-        });
-      },
-      this.#control,
-      queue,
-      window,
-    );
+    return this.#invoke.stream(queue, method, request, options ?? {});
   }
 
   /**
@@ -264,27 +188,12 @@ export class RpcConnection implements AsyncDisposable {
    *
    * @throws RpcError CANCELLED when `signal` aborts, INVALID_ARGUMENT for bad options.
    */
-  async broadcast<TReply = unknown>(
+  broadcast<TReply = unknown>(
     queue: string,
     request: unknown,
     options: BroadcastOptions = {},
   ): Promise<Array<BroadcastReply<TReply>>> {
-    checkOptionNames(options, BROADCAST_OPTION_NAMES, 'broadcast()');
-    const timeoutMs = resolveTimeoutMs(options.timeoutMs, DEFAULT_BROADCAST_TIMEOUT_MS);
-    const max = resolveMax(options.max);
-    checkQueueName(queue);
-    const { multi } = collectReplies(max);
-    return (await this.#dispatch({
-      kind: 'broadcast',
-      queue,
-      method: undefined,
-      payload: request,
-      headers: { ...options.headers },
-      timeoutMs,
-      signal: options.signal,
-      idempotent: false,
-      [MULTI]: multi,
-    })) as Array<BroadcastReply<TReply>>;
+    return this.#invoke.broadcast<TReply>(queue, request, options);
   }
 
   /**
@@ -298,7 +207,7 @@ export class RpcConnection implements AsyncDisposable {
    * @throws RpcError CANCELLED when `signal` aborts, INVALID_ARGUMENT for bad options.
    */
   services(options?: DiscoveryOptions): Promise<ServiceDescription[]> {
-    return discover({ caller: this.#caller, control: this.#control }, undefined, options);
+    return this.#invoke.discover(undefined, options);
   }
 
   /**
@@ -309,111 +218,11 @@ export class RpcConnection implements AsyncDisposable {
    *   INVALID_ARGUMENT for bad options, CANCELLED when `signal` aborts.
    */
   async describe(queue: string, options?: DiscoveryOptions): Promise<ServiceDescription> {
-    const [service] = await discover(
-      { caller: this.#caller, control: this.#control },
-      queue,
-      options,
-    );
+    const [service] = await this.#invoke.discover(queue, options);
     if (service === undefined) {
       throw new RpcError('NOT_FOUND', `no rabbit-rpc server of "${queue}" answered`);
     }
     return service;
-  }
-
-  /** Runs a stream or a broadcast through the interceptors (if any) to {@link #send}. */
-  #dispatch(request: InternalCallRequest): Promise<unknown> {
-    const intercepted = this.#intercepted;
-    if (!intercepted) return this.#send(request);
-    try {
-      // Whatever an interceptor throws reaches the caller as an RpcError.
-      return intercepted(request).catch((error: unknown) => {
-        throw RpcError.from(error, 'UNKNOWN');
-      });
-    } catch (error) {
-      return Promise.reject(RpcError.from(error, 'UNKNOWN'));
-    }
-  }
-
-  /** The end of the interceptor chain: publishes the call, whatever its kind. */
-  #send(request: CallRequest): Promise<unknown> {
-    const multi = (request as InternalCallRequest)[MULTI];
-    if (request.kind !== 'unary' && multi === undefined) {
-      return Promise.reject(
-        new RpcError(
-          'INTERNAL',
-          `a call interceptor passed on a ${request.kind} request without what came with it: pass the request it got (or a spread copy)`,
-        ),
-      );
-    }
-    const callOptions: CallOptions = {
-      timeoutMs: request.timeoutMs,
-      headers: request.headers,
-      idempotent: request.idempotent,
-    };
-    if (request.signal) callOptions.signal = request.signal;
-    if (request.kind === 'broadcast' && multi) return this.#broadcast(request, callOptions, multi);
-    return this.#caller.call(request.queue, request.payload, callOptions, request.method, multi);
-  }
-
-  async #broadcast(
-    request: CallRequest,
-    callOptions: CallOptions,
-    multi: MultiReply,
-  ): Promise<unknown> {
-    // No control exchange: no rabbit-rpc server has ever run on this vhost.
-    const exists = await this.#control.exchangeExists().catch((error: unknown) => {
-      throw RpcError.from(error, 'UNAVAILABLE');
-    });
-    if (!exists) return [];
-    return this.#caller.call(request.queue, request.payload, callOptions, undefined, multi);
-  }
-
-  /** Runs a call through the interceptors (if any) to the caller. */
-  #invoke(
-    queue: string,
-    method: string | undefined,
-    payload: unknown,
-    options: CallOptions | undefined,
-  ): Promise<unknown> {
-    if (options !== undefined) {
-      try {
-        checkOptionNames(
-          options,
-          CALL_OPTION_NAMES,
-          method === undefined ? 'call()' : `${method}()`,
-        );
-      } catch (error) {
-        return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
-      }
-    }
-    if (options?.parent) {
-      try {
-        options = inheritFromParent(options, this.#options.defaultTimeoutMs);
-      } catch (error) {
-        return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
-      }
-    }
-    const intercepted = this.#intercepted;
-    if (!intercepted) return this.#caller.call(queue, payload, options, method);
-    try {
-      const timeoutMs = resolveTimeoutMs(options?.timeoutMs, this.#options.defaultTimeoutMs);
-      const request: CallRequest = {
-        kind: 'unary',
-        queue,
-        method,
-        payload,
-        headers: { ...options?.headers },
-        timeoutMs,
-        signal: options?.signal,
-        idempotent: options?.idempotent === true,
-      };
-      // Whatever an interceptor throws reaches the caller as an RpcError.
-      return intercepted(request).catch((error: unknown) => {
-        throw RpcError.from(error, 'UNKNOWN');
-      });
-    } catch (error) {
-      return Promise.reject(RpcError.from(error, 'UNKNOWN'));
-    }
   }
 
   /**
