@@ -1,0 +1,277 @@
+/** The pure parts of the calling side, without a broker: Batcher, RetryPolicy, PayloadLimit. */
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { RpcError } from '../../src/errors.js';
+import { Batcher, MAX_BATCHED_REQUEST_BYTES, type BatchPort } from '../../src/client/batching.js';
+import { BodyPool } from '../../src/client/body-pool.js';
+import { PayloadLimit } from '../../src/client/payload-limit.js';
+import { PendingCall, PendingCalls } from '../../src/client/pending.js';
+import { RetryPolicy, RetryState, type RetryHost } from '../../src/client/retry.js';
+import { BATCH_CONTENT_TYPE, readRequestBatch, replyEntry } from '../../src/protocol/batch.js';
+import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from '../../src/protocol/names.js';
+import type {
+  AmqpChannelLike,
+  AmqpMessageLike,
+  AmqpProperties,
+} from '../../src/transport/types.js';
+
+interface Published {
+  readonly queue: string;
+  readonly body: Uint8Array;
+  readonly properties: AmqpProperties;
+}
+
+/** A publishing channel that records what is published on it. */
+function recordingChannel(): { channel: AmqpChannelLike; published: Published[] } {
+  const published: Published[] = [];
+  const channel = {
+    closed: false,
+    connection: undefined,
+    basicPublish(_exchange: string, queue: string, body: Uint8Array, properties: AmqpProperties) {
+      published.push({ queue, body, properties });
+      return Promise.resolve();
+    },
+  };
+  return { channel: channel as unknown as AmqpChannelLike, published };
+}
+
+const neverRetry: RetryHost<PendingCall> = {
+  isPending: () => false,
+  publishLater: () => undefined,
+  stopped: true,
+};
+
+function callOf(id: string, queue: string, text: string, contentType = CONTENT_TYPE_JSON) {
+  const outcomes: unknown[] = [];
+  const call = new PendingCall(
+    id,
+    queue,
+    new TextEncoder().encode(text),
+    { contentType, expiration: '1000', correlationId: id },
+    (value) => outcomes.push(value),
+    (error) => outcomes.push(error),
+    undefined,
+    undefined,
+  );
+  return { call, outcomes };
+}
+
+function batcherWith(maxCalls = 100, maxBytes = 64 * 1024) {
+  const pending = new PendingCalls(new BodyPool(), new RetryPolicy(neverRetry));
+  const alone: PendingCall[] = [];
+  const port: BatchPort = {
+    replyTo: 'reply-here',
+    publishOne: (_channel, call) => alone.push(call),
+    repliesOutliveConnection: false,
+    dropPublishChannel: () => undefined,
+  };
+  const batcher = new Batcher({ maxCalls, maxBytes }, pending, port, 'alice');
+  const add = (channel: AmqpChannelLike, id: string, queue = 'q') => {
+    const made = callOf(id, queue, `{"n":"${id}"}`);
+    made.call.entry = batcher.entryFor(made.call, Date.now() + 1000, undefined, undefined);
+    pending.add(made.call);
+    batcher.add(channel, made.call);
+    return made;
+  };
+  return { batcher, pending, alone, add };
+}
+
+const json = (text: string) => new TextEncoder().encode(text);
+
+const tick = () => new Promise<void>((resolve) => queueMicrotask(resolve));
+
+describe('Batcher', () => {
+  test('the calls of one tick to one queue go as one batch; a call alone goes as usual', async () => {
+    const { pending, alone, add } = batcherWith();
+    const { channel, published } = recordingChannel();
+    add(channel, 'a');
+    add(channel, 'b');
+    add(channel, 'c', 'other');
+    assert.equal(published.length, 0, 'nothing before the end of the tick');
+    await tick();
+    assert.equal(published.length, 1);
+    const [batch] = published;
+    assert.ok(batch);
+    assert.equal(batch.queue, 'q');
+    assert.equal(batch.properties.contentType, BATCH_CONTENT_TYPE);
+    assert.equal(batch.properties.replyTo, 'reply-here');
+    assert.equal(batch.properties.userId, 'alice');
+    assert.equal(batch.properties.expiration, '1000');
+    assert.deepEqual(
+      readRequestBatch(batch.body).map((entry) => entry.id),
+      ['a', 'b'],
+    );
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['c'],
+    );
+    assert.equal(pending.batches.size, 1);
+    assert.equal(pending.get('a')?.published, true);
+  });
+
+  test('maxCalls and maxBytes send the batch at once', () => {
+    const { add } = batcherWith(2);
+    const { channel, published } = recordingChannel();
+    add(channel, 'a');
+    add(channel, 'b');
+    assert.equal(published.length, 1, 'full at 2 calls');
+    const bytes = batcherWith(100, 40);
+    const other = recordingChannel();
+    bytes.add(other.channel, 'a');
+    assert.equal(other.published.length, 0);
+    bytes.add(other.channel, 'b');
+    assert.equal(other.published.length, 1, 'full at 40 bytes of entries');
+  });
+
+  test('calls settled before the end of the tick are left out', async () => {
+    const { pending, alone, add } = batcherWith();
+    const { channel, published } = recordingChannel();
+    add(channel, 'a');
+    add(channel, 'b');
+    pending.settle('a', new RpcError('CANCELLED', 'gone'));
+    await tick();
+    assert.equal(published.length, 0);
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['b'],
+    );
+  });
+
+  test('only small JSON requests travel in batches', () => {
+    const { batcher } = batcherWith(100, 64 * 1024);
+    const deadline = Date.now() + 1000;
+    assert.equal(typeof batcher.entryFor(callOf('a', 'q', '1').call, deadline, 'm', {}), 'string');
+    const binary = callOf('b', 'q', '1', CONTENT_TYPE_BINARY).call;
+    assert.equal(batcher.entryFor(binary, deadline, undefined, undefined), undefined);
+    const large = callOf('c', 'q', 'x'.repeat(MAX_BATCHED_REQUEST_BYTES + 1)).call;
+    assert.equal(batcher.entryFor(large, deadline, undefined, undefined), undefined);
+    const half = batcherWith(100, 10);
+    assert.equal(
+      half.batcher.entryFor(callOf('d', 'q', '123456').call, deadline, undefined, undefined),
+      undefined,
+    );
+  });
+
+  test('a batch reply settles each of its calls; an error reply fails them all', async () => {
+    const { batcher, pending, add } = batcherWith();
+    const { channel } = recordingChannel();
+    const a = add(channel, 'a');
+    const b = add(channel, 'b');
+    await tick();
+    const [batch] = pending.batches.values();
+    assert.ok(batch);
+    const body = new TextEncoder().encode(
+      `[${replyEntry('a', undefined, undefined, CONTENT_TYPE_JSON, json('1'))},${replyEntry('zz', undefined, undefined, CONTENT_TYPE_JSON, json('2'))}]`,
+    );
+    const reply = {
+      body,
+      properties: { contentType: BATCH_CONTENT_TYPE, correlationId: batch.id },
+    } as unknown as AmqpMessageLike;
+    batcher.onReply(reply, batch);
+    assert.deepEqual(a.outcomes, [1]);
+    assert.equal(pending.unmatchedReplies, 1, 'an entry of no call of the batch');
+    batcher.fail(batch, new RpcError('UNAVAILABLE', 'lost'));
+    assert.ok(b.outcomes[0] instanceof RpcError);
+    assert.equal(pending.batches.size, 0, 'forgotten once every call settled');
+  });
+});
+
+describe('RetryPolicy', () => {
+  function policy(stopped = false) {
+    const published: PendingCall[] = [];
+    let live = true;
+    const host: RetryHost<PendingCall> = {
+      isPending: () => live,
+      publishLater: (call) => published.push(call),
+      get stopped() {
+        return stopped;
+      },
+    };
+    return { retry: new RetryPolicy(host), published, end: () => (live = false) };
+  }
+
+  test('only UNAVAILABLE is retried, and not once the caller has stopped', () => {
+    const { call } = callOf('a', 'q', '1');
+    const state = new RetryState(Date.now() + 10_000);
+    const { retry } = policy();
+    assert.equal(retry.retryLater(call, state, new RpcError('INTERNAL', 'no')), false);
+    const stopped = policy(true);
+    assert.equal(stopped.retry.retryLater(call, state, new RpcError('UNAVAILABLE', 'x')), false);
+  });
+
+  test('publishes again after the backoff, with the time left as expiration', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const { call } = callOf('a', 'q', '1');
+    const state = new RetryState(10_000);
+    const { retry, published, end } = policy();
+    const error = new RpcError('UNAVAILABLE', 'no route');
+    assert.equal(retry.retryLater(call, state, error), true);
+    assert.equal(state.attempts, 1);
+    assert.equal(state.lastError, error);
+    assert.equal(retry.retryLater(call, state, error), true, 'already scheduled');
+    assert.equal(state.attempts, 1);
+    t.mock.timers.tick(24);
+    assert.equal(published.length, 0, 'at least half the first 50 ms');
+    t.mock.timers.tick(26);
+    assert.deepEqual(published, [call]);
+    assert.equal(retry.retries, 1);
+    assert.equal(call.properties.expiration, String(10_000 - 50));
+    assert.equal(state.timer, undefined);
+    // A call settled meanwhile is not published again.
+    assert.equal(retry.retryLater(call, state, error), true);
+    end();
+    t.mock.timers.tick(1_000);
+    assert.equal(published.length, 1);
+    assert.equal(retry.retries, 1);
+  });
+
+  test('no time left for another attempt: the deadline ends the call', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 });
+    const { call } = callOf('a', 'q', '1');
+    const state = new RetryState(10);
+    const { retry, published } = policy();
+    assert.equal(retry.retryLater(call, state, new RpcError('UNAVAILABLE', 'x')), true);
+    assert.equal(state.attempts, 0);
+    assert.equal(state.timer, undefined);
+    t.mock.timers.tick(1_000);
+    assert.equal(published.length, 0);
+  });
+});
+
+describe('PayloadLimit', () => {
+  const sizeError = new Error(
+    'PRECONDITION_FAILED - message size 2000 is larger than configured max size 1000',
+  );
+
+  test('check refuses a body over the limit with RESOURCE_EXHAUSTED', () => {
+    const limit = new PayloadLimit(100);
+    limit.check(100);
+    assert.throws(
+      () => limit.check(101),
+      (error: unknown) => {
+        assert.ok(error instanceof RpcError);
+        assert.equal(error.code, 'RESOURCE_EXHAUSTED');
+        assert.match(error.message, /101 bytes exceeds maxPayloadBytes \(100\)/);
+        return true;
+      },
+    );
+  });
+
+  test("learns the broker's limit and tells the culprit from the innocent", () => {
+    const limit = new PayloadLimit(1_000_000);
+    const { channel } = recordingChannel();
+    assert.equal(limit.learn(new Error('connection closed'), channel, 10), 'other');
+    assert.equal(limit.maxBytes, 1_000_000);
+    // Published before the culprit on this channel: taken by the broker.
+    assert.equal(limit.learn(sizeError, channel, 10), 'taken');
+    assert.equal(limit.maxBytes, 1000, 'lowered to the broker limit');
+    assert.equal(limit.learn(sizeError, channel, 2000), 'culprit');
+    // After the culprit: discarded by the broker, safe to send again.
+    assert.equal(limit.learn(sizeError, channel, 10), 'discarded');
+    assert.equal(limit.learn(sizeError, recordingChannel().channel, 10), 'taken');
+    assert.throws(() => limit.check(1001), /RESOURCE_EXHAUSTED|exceeds/);
+    const refusal = PayloadLimit.refusal(sizeError);
+    assert.equal(refusal.code, 'RESOURCE_EXHAUSTED');
+    assert.match(refusal.message, /^the broker refused the request: /);
+  });
+});
