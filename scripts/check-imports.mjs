@@ -3,7 +3,8 @@
 //   1. No import cycles between source files, type-only imports included.
 //   2. Folder boundaries (docs/architecture.md, "Target layout"): each folder imports only the
 //      folders below it; client/ and server/ never import each other; cli/ and the other
-//      extensions use only the public entry points; options/ is a leaf; transport/ is the only
+//      extensions use only the public entry points (cli/ may also use ui/, and ui/page/, the
+//      browser page, imports only ui/ files and no package); options/ is a leaf; transport/ is the only
 //      importer of @cloudamqp/amqp-client, otel/ the only one of @opentelemetry/*, nestjs/ the
 //      only one of @nestjs/*, rxjs and reflect-metadata.
 //
@@ -62,10 +63,15 @@ const FOLDERS = {
   contract: { folders: ['protocol', 'options'] },
   testing: { folders: ['protocol', 'options', 'transport'] },
   otel: { folders: [], public: true, packages: ['@opentelemetry/api'] },
-  cli: { folders: [], public: true },
+  // The CLI hosts `rabbit-rpc ui` and shares ui/json-schema.ts (the checker the page runs).
+  cli: { folders: ['ui'], public: true },
+  ui: { folders: [], public: true },
   nestjs: { folders: [], public: true },
   asyncapi: { folders: [], public: true },
 };
+
+/** The browser page of `rabbit-rpc ui`: bundled alone for the browser, it imports only ui/ files. */
+const PAGE = 'ui/page/';
 
 /** Folders (and new top-level folders) that see only the public entry points. */
 const EXTENSION = { folders: [], public: true };
@@ -170,6 +176,12 @@ for (const file of files) {
   const edges = [];
   for (const imported of importsOf(file)) {
     if (imported.package !== undefined) {
+      if (file.startsWith(PAGE)) {
+        problems.push(
+          `${file}: imports ${imported.specifier}: the page runs in the browser, from its own bundle: no packages, no Node modules`,
+        );
+        continue;
+      }
       checkPackage(file, layer, imported);
       continue;
     }
@@ -178,6 +190,10 @@ for (const file of files) {
       continue;
     }
     edges.push(imported.file);
+    if (file.startsWith(PAGE) && !imported.file.startsWith('ui/')) {
+      problems.push(`${file}: imports ${imported.specifier}: the page (${PAGE}) imports only ui/`);
+      continue;
+    }
     const why = boundaryBroken(file, layer, imported);
     if (why === undefined) continue;
     const exception = `${file} -> ${imported.file}`;
@@ -235,7 +251,7 @@ function boundaryBroken(file, layer, imported) {
   if (layer === 'facade') return undefined;
   const rule = FOLDERS[layer] ?? EXTENSION;
   if (rule.public) {
-    return PUBLIC_ENTRIES.has(imported.file)
+    return PUBLIC_ENTRIES.has(imported.file) || rule.folders.includes(target)
       ? undefined
       : `${layer}/ uses only the public entry points (${[...PUBLIC_ENTRIES].join(', ')})`;
   }

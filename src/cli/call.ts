@@ -17,7 +17,7 @@ import {
   interruptSignal,
   reportConnectError,
 } from './output.js';
-import { checkJsonSchema } from './json-schema.js';
+import { checkJsonSchema } from '../ui/json-schema.js';
 import { printStream } from './stream.js';
 import { tracingTransport } from './trace.js';
 import { VerboseCall } from './verbose.js';

@@ -1,11 +1,11 @@
-// The CLI's JSON Schema checker (src/cli/json-schema.ts) against schemas the libraries emit.
+// The CLI's JSON Schema checker (src/ui/json-schema.ts) against schemas the libraries emit.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { type } from 'arktype';
 import { toJsonSchema } from '@valibot/to-json-schema';
 import * as v from 'valibot';
 import { z } from 'zod';
-import { checkJsonSchema } from '../../src/cli/json-schema.js';
+import { checkJsonSchema } from '../../src/ui/json-schema.js';
 
 const zodSchema = z.toJSONSchema(
   z.object({

@@ -1,5 +1,6 @@
 /**
- * A small JSON Schema checker for `rabbit-rpc call --method`: the subset zod, valibot and
+ * A small JSON Schema checker for `rabbit-rpc call --method` and the page of `rabbit-rpc ui`
+ * (which runs it in the browser as you type: it imports nothing). The subset zod, valibot and
  * arktype emit for plain data (type, enum, const, properties, required,
  * additionalProperties, items, prefixItems, min/max lengths, items and values, pattern,
  * multipleOf, anyOf, oneOf, allOf, not, local $ref). Keywords outside it are ignored: the
