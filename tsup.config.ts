@@ -47,4 +47,20 @@ export default defineConfig([
     noExternal: bundled,
     banner: { js: '#!/usr/bin/env node' },
   },
+  {
+    // The page of `rabbit-rpc ui` (src/ui/page): one script for the browser, minified, with
+    // its HTML and CSS, in dist/ui/; the CLI serves these files, nothing comes from a CDN.
+    entry: { app: 'src/ui/page/main.ts' },
+    outDir: 'dist/ui',
+    format: ['iife'],
+    platform: 'browser',
+    target: 'es2022',
+    minify: true,
+    outExtension: () => ({ js: '.js' }),
+    onSuccess: () => {
+      for (const file of ['index.html', 'app.css'])
+        copyFileSync(`src/ui/page/${file}`, `dist/ui/${file}`);
+      return Promise.resolve();
+    },
+  },
 ]);

@@ -15,6 +15,7 @@ export const COMMANDS = [
   'services',
   'describe',
   'asyncapi',
+  'ui',
 ] as const;
 export type CommandName = (typeof COMMANDS)[number];
 
@@ -75,6 +76,15 @@ export interface AsyncApiArgs {
   readonly title: string | undefined;
   readonly url: string | undefined;
   readonly timeoutMs: number | undefined;
+}
+
+export interface UiArgs {
+  readonly command: 'ui';
+  readonly url: string | undefined;
+  /** The address to listen on; loopback (127.0.0.1) unless given. */
+  readonly host: string | undefined;
+  /** The port; undefined: 7373 or the next free one. */
+  readonly port: number | undefined;
 }
 
 export interface BroadcastArgs {
@@ -163,6 +173,7 @@ export type ParsedCommandLine =
   | ServicesArgs
   | DescribeArgs
   | AsyncApiArgs
+  | UiArgs
   | HelpArgs
   | VersionArgs;
 
@@ -212,7 +223,34 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       return parseDescribe(rest);
     case 'asyncapi':
       return parseAsyncApi(rest);
+    case 'ui':
+      return parseUi(rest);
   }
+}
+
+function parseUi(args: string[]): UiArgs | HelpArgs {
+  const { values, positionals } = parse('ui', args, {
+    url: { type: 'string' },
+    host: { type: 'string' },
+    port: { type: 'string' },
+  });
+  if (values['help'] === true) return { command: 'help', topic: 'ui' };
+  if (positionals.length > 0) {
+    throw new UsageError(`unexpected argument "${positionals.join(' ')}"`, 'ui');
+  }
+  const host = stringValue(values['host']);
+  if (host !== undefined && !/^[A-Za-z0-9.:-]{1,253}$/.test(host)) {
+    throw new UsageError(
+      `--host must be an IP address or a host name (e.g. 0.0.0.0); got "${host}"`,
+      'ui',
+    );
+  }
+  return {
+    command: 'ui',
+    url: stringValue(values['url']),
+    host,
+    port: integerValue('ui', '--port', values['port'], 0, 65_535),
+  };
 }
 
 function parseServices(args: string[]): ServicesArgs | HelpArgs {
@@ -520,6 +558,7 @@ const VALUE_NAMES: Readonly<Record<string, string>> = {
   url: 'url',
   module: 'file',
   method: 'name',
+  host: 'address',
 };
 
 function valueName(flag: string): string {

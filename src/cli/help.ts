@@ -17,6 +17,7 @@ Usage:
   rabbit-rpc services [--timeout-ms <n>] [--json] [--url <url>]
   rabbit-rpc describe <queue> [--timeout-ms <n>] [--json] [--url <url>]
   rabbit-rpc asyncapi (<module> | --from-broker) [--out <file>] [--title <t>] [--url <url>]
+  rabbit-rpc ui [--port <n>] [--host <address>] [--url <url>]
 
 Commands:
   call       send one request and print the reply as JSON (--stream: each item of a
@@ -29,6 +30,8 @@ Commands:
   services   list the rabbit-rpc services on the broker: queue, service, instances, methods
   describe   one service's methods with their JSON Schemas, and its instances
   asyncapi   an AsyncAPI 3.0 document of a module's contracts, or of the broker's services
+  ui         a service explorer in the browser: services, instances, schemas, live
+             counters; call methods (or any queue) from a form, streams, broadcasts
 
 Options:
   -h, --help          help (also: rabbit-rpc <command> --help)
@@ -248,6 +251,37 @@ ${URL_HELP}
   -h, --help          this help
 `;
 
+const UI = `Usage: rabbit-rpc ui [--port <n>] [--host <address>] [--url <url>]
+
+Starts a local web server and prints its address (with a token: open it as printed).
+The page lists the rabbit-rpc services on the broker with their instances, methods and
+JSON Schemas, calls in flight and counters, refreshed every 3 s with a chart of calls/s;
+it calls a method from a form generated from its input schema (or JSON checked as you
+type), any queue with raw JSON, streams (items as they come, with Stop) and broadcasts
+(one row per instance), and keeps the last calls in a history you can run again.
+Runs until SIGINT/SIGTERM.
+
+Security: listens on 127.0.0.1 only unless --host is given. Every API request needs
+the token printed at start (a new one each run); the page may only talk to its own
+server. The broker's user name and password never reach the page. Whoever has the
+token can call every service with this connection's rights: give --host only on a
+network you trust.
+
+Options:
+  --port <n>          the port, 0 for any free one (default: 7373, else the next free
+                      one up to 7382, else any)
+  --host <address>    listen on this address instead, e.g. 0.0.0.0 (all interfaces)
+${URL_HELP}
+  -h, --help          this help
+
+Exit codes: 0 stopped by a signal, 2 usage error, 3 UNAVAILABLE (no broker, or the port
+is taken), 1 any other error.
+
+Examples:
+  rabbit-rpc ui
+  rabbit-rpc ui --port 7000 --url amqp://user:pass@rabbit.internal:5672/prod
+`;
+
 /** The help text of `command`, or the top-level help. */
 export function helpText(command: CommandName | undefined): string {
   switch (command) {
@@ -269,6 +303,8 @@ export function helpText(command: CommandName | undefined): string {
       return DESCRIBE;
     case 'asyncapi':
       return ASYNCAPI;
+    case 'ui':
+      return UI;
     case undefined:
       return TOP;
   }

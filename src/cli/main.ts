@@ -17,6 +17,7 @@ import {
   printUsageError,
 } from './output.js';
 import { runServe } from './serve.js';
+import { runUi } from './ui.js';
 
 /** Runs one command line and resolves with the process exit code. Never rejects. */
 export async function main(argv: readonly string[]): Promise<number> {
@@ -58,6 +59,8 @@ export async function main(argv: readonly string[]): Promise<number> {
         return await runDescribe(parsed);
       case 'asyncapi':
         return await runAsyncApi(parsed);
+      case 'ui':
+        return await runUi(parsed);
     }
   } catch (thrown) {
     if (thrown instanceof UsageError) {
