@@ -117,21 +117,31 @@ export class UiServer implements AsyncDisposable {
       maxHeaderSize: 16 * 1024,
     });
     server.maxConnections = 256;
-    server.listen(options.port ?? 0, host);
-    await Promise.race([
-      once(server, 'listening'),
-      once(server, 'error').then(([error]: unknown[]) => {
-        throw new RpcError(
-          'UNAVAILABLE',
-          `cannot listen on ${host}:${options.port ?? 0}: ${(error as Error).message}`,
+    await new Promise<void>((resolve, reject) => {
+      const onError = (error: Error): void => {
+        server.off('listening', onListening);
+        reject(
+          new RpcError(
+            'UNAVAILABLE',
+            `cannot listen on ${host}:${options.port ?? 0}: ${error.message}`,
+          ),
         );
-      }),
-    ]);
+      };
+      const onListening = (): void => {
+        server.off('error', onError);
+        resolve();
+      };
+      server.once('error', onError);
+      server.once('listening', onListening);
+      server.listen(options.port ?? 0, host);
+    });
     const { port } = server.address() as AddressInfo;
     const ui = new UiServer(server, options, assets, host, port, options.token ?? newToken());
     server.on('request', (request: IncomingMessage, response: ServerResponse) => {
       ui.#handle(request, response).catch((error: unknown) => ui.#fail(response, error));
     });
+    // After listening, an error of the server (out of file descriptors) is logged, never thrown.
+    server.on('error', (error) => options.log?.(`ui server: ${error.message}`));
     server.on('clientError', (_error, socket) => {
       if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
       else socket.destroy();
