@@ -43,6 +43,7 @@ const SUITES = [
   'memory',
   'fuzz',
   'nestjs',
+  'ui',
   'slow',
   'rabbitmq4',
 ];
@@ -57,6 +58,8 @@ const BROKER_SUITES = new Set([
   'otel',
   'fuzz',
   'nestjs',
+  // rabbit-rpc ui: its API and its page in headless Chromium (on the 3.10 pass only).
+  'ui',
 ]);
 /** Suites run again against RabbitMQ 4.x; `rabbitmq4` runs only there. */
 const RABBITMQ4_SUITES = new Set([
