@@ -18,7 +18,7 @@ import {
   type ResolvedConnectOptions,
 } from './options/connect.js';
 import { resolveServeOptions, type ServeOptions } from './options/serve.js';
-import { RpcServer, type Handler, type ServerStats } from './server/server.js';
+import { createServer, type Handler, type RpcServer, type ServerStats } from './server/server.js';
 import { chain, type ServeNext } from './interceptors.js';
 import { isServiceDefinition } from './contract/define-service.js';
 import {
@@ -282,19 +282,19 @@ export class RpcConnection implements AsyncDisposable {
     if (this.#closing) throw new RpcError('FAILED_PRECONDITION', 'the connection is closed');
     const ended = this.#link.endedWith;
     if (ended) throw ended;
-    const server = new RpcServer(
-      this.#link,
+    const { server, start } = createServer({
+      link: this.#link,
       queue,
-      run,
-      resolved,
-      this.#options.maxPayloadBytes,
-      (closed) => this.#servers.delete(closed),
-      this.#control,
+      handler: run,
+      options: resolved,
+      maxPayloadBytes: this.#options.maxPayloadBytes,
+      onClosed: (closed) => this.#servers.delete(closed),
+      control: this.#control,
       contract,
-    );
+    });
     this.#servers.add(server);
     try {
-      await server.start();
+      await start();
     } catch (error) {
       this.#servers.delete(server);
       throw error;

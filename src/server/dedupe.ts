@@ -1,4 +1,5 @@
 import type { DedupeOptions } from '../options/serve.js';
+import { Replied } from './execute.js';
 
 /** A completed request's answer, kept for its duplicates. */
 interface Done<T> {
@@ -189,4 +190,24 @@ export function dedupeKey(
   const type = method ?? '';
   const user = userId === undefined ? '-' : `${userId.length}:${userId}`;
   return `${user}${type.length}:${type}${messageId}`;
+}
+
+/** The bytes an answer holds in the deduplication cache: its body and error texts. */
+export function answerBytes(answer: Replied): number {
+  let bytes = 64 + answer.reply.body.byteLength;
+  if (answer.headers) {
+    for (const value of Object.values(answer.headers)) {
+      bytes += typeof value === 'string' ? value.length : 8;
+    }
+  }
+  return bytes;
+}
+
+/**
+ * The answer as the cache keeps it: a copy of the body, since a small Buffer is a view that
+ * pins an 8 KiB pool slab.
+ */
+export function keptAnswer(answer: Replied): Replied {
+  const { body, contentType } = answer.reply;
+  return new Replied({ body: new Uint8Array(body), contentType }, answer.headers, answer.poison);
 }
