@@ -52,3 +52,45 @@ export function describeInstance(snapshot: DescribeSnapshot): InstanceDescriptio
   };
   return snapshot.contract ? { ...description, service: snapshot.contract.service } : description;
 }
+
+/** How many describe requests one server answers per second; the rest are dropped. */
+export const DESCRIBE_ANSWERS_PER_SECOND = 20;
+
+/**
+ * A bound on describe answers (docs/security.md, "Describe requests"): anyone who may
+ * publish to the control exchange can ask every server for a describe answer, so each
+ * server answers at most `perSecond` of them in a second (a fixed window) and drops the
+ * rest. Discovery asks once per server; a tool that polls stays far below it.
+ */
+export class DescribeBudget {
+  #windowStart = -Infinity;
+  #used = 0;
+  /** Dropped since the start of the window: for one log line per window. */
+  #dropped = 0;
+
+  constructor(
+    private readonly perSecond: number = DESCRIBE_ANSWERS_PER_SECOND,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * True when one more answer may go out now. False: drop it; `first` tells whether it is
+   * the window's first drop (log once per window, not per request).
+   */
+  take(): { ok: true } | { ok: false; first: boolean } {
+    const now = this.now();
+    if (now - this.#windowStart >= 1_000) {
+      this.#windowStart = now;
+      this.#used = 0;
+      this.#dropped = 0;
+    }
+    if (this.#used < this.perSecond) {
+      this.#used++;
+      return OK;
+    }
+    this.#dropped++;
+    return { ok: false, first: this.#dropped === 1 };
+  }
+}
+
+const OK = { ok: true } as const;

@@ -11,7 +11,7 @@ import { Broadcasts } from './broadcast.js';
 import { QueueConsumer, type ConsumerHost } from './consumer.js';
 import { answerBytes, DedupeCache } from './dedupe.js';
 import { Deliveries } from './deliveries.js';
-import { describeInstance, ErrorCounts } from './describe.js';
+import { DescribeBudget, describeInstance, ErrorCounts } from './describe.js';
 import { Executor } from './execute.js';
 import type { ServerParts } from './parts.js';
 import { Responder } from './respond.js';
@@ -114,6 +114,7 @@ class ServerCore implements LinkParticipant, ControlTarget, ConsumerHost {
   readonly #deliveries: Deliveries;
   readonly #consumer: QueueConsumer;
   readonly #broadcasts: Broadcasts | undefined;
+  readonly #describeBudget = new DescribeBudget();
   /** Looks for handlers running past their deadline; see Running.sweep. */
   #sweepTimer: NodeJS.Timeout | undefined;
   /** For the describe answer: when consuming began. */
@@ -295,13 +296,25 @@ class ServerCore implements LinkParticipant, ControlTarget, ConsumerHost {
 
   /**
    * A describe request (docs/protocol.md, "Describe and discovery"): answered on the control
-   * channel with what this server is and how it is doing; never runs the handler.
+   * channel with what this server is and how it is doing; never runs the handler. Bounded
+   * (DescribeBudget): the excess is dropped, counted and logged once a second.
    */
   describe(message: AmqpMessageLike): void {
     const { replyTo, correlationId } = message.properties;
     const control = this.#setup.control;
     const instance = control?.address;
     if (this.#closing || !replyTo || !control || instance === undefined) return;
+    const budget = this.#describeBudget.take();
+    if (!budget.ok) {
+      this.parts.counters.describeDropped++;
+      if (budget.first) {
+        this.parts.logger.warn(
+          { queue: this.parts.queue, dropped: this.parts.counters.describeDropped },
+          'dropping describe requests over the bound of this server (docs/security.md)',
+        );
+      }
+      return;
+    }
     const { counters, running, executor, options, queue } = this.parts;
     const body = describeInstance({
       queue,

@@ -31,7 +31,8 @@ export interface ServerStats {
 
 /**
  * The counters the parts of a server share (one object, mutable fields: counting costs no
- * call and no allocation on the hot path).
+ * call and no allocation on the hot path). `describeDropped` is not in {@link ServerStats}:
+ * describe requests dropped over the describe bound (docs/security.md).
  */
 export class Counters {
   replied = 0;
@@ -41,4 +42,5 @@ export class Counters {
   deduplicated = 0;
   undecodable = 0;
   abandoned = 0;
+  describeDropped = 0;
 }

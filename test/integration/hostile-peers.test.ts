@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { AMQPClient, type AMQPChannel, type AMQPMessage } from '@cloudamqp/amqp-client';
 import { RpcError } from '../../src/index.js';
+import { DESCRIBE_ANSWERS_PER_SECOND } from '../../src/server/describe.js';
 import {
   AMQP_URL,
   collectReplies,
@@ -145,6 +146,37 @@ describe('a burst of broadcasts', () => {
     assert.equal(ok + refused, burst, 'every broadcast is answered, run or refused');
     assert.equal(ok, counter.runs);
     assert.ok(ok >= 1);
+  });
+});
+
+describe('a burst of describe requests', () => {
+  test('a server answers at most DESCRIBE_ANSWERS_PER_SECOND a second and keeps serving', async (t) => {
+    const server = await connectForTest();
+    const queue = uniqueQueue('hostile.describe');
+    await server.serve(queue, (n: number) => n + 1);
+    const channel = await rawChannel(t);
+    const replies = await channel.queueDeclare('', { exclusive: true, autoDelete: true });
+    let answered = 0;
+    await channel.basicConsume(replies.name, { noAck: true }, () => {
+      answered++;
+    });
+    const burst = 200;
+    for (let i = 0; i < burst; i++) {
+      await channel.basicPublish('rabbit-rpc.control', queue, null, {
+        correlationId: `d${i}`,
+        replyTo: replies.name,
+        headers: { 'rpc-control': 'describe' },
+      });
+    }
+    // Well within the first one-second window: the bound's answers, and no more.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    assert.ok(answered >= 1, 'describe requests are answered');
+    assert.ok(
+      answered <= DESCRIBE_ANSWERS_PER_SECOND,
+      `${answered} answers to ${burst} describe requests`,
+    );
+    const caller = await connectForTest();
+    assert.equal(await caller.call(queue, 1), 2);
   });
 });
 

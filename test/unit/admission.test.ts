@@ -1,5 +1,5 @@
 // The server's one admission path (src/server/admission.ts), its early cancels
-// (src/server/cancels.ts): no broker.
+// (src/server/cancels.ts) and the describe bound (src/server/describe.ts): no broker.
 // Silent drops (expired deadline, early cancel) come before refusals with a reply
 // (UNAUTHENTICATED, RESOURCE_EXHAUSTED, INVALID_ARGUMENT); poison is decided per refusal.
 import assert from 'node:assert/strict';
@@ -21,6 +21,7 @@ import {
   sentBy,
   type CancelTarget,
 } from '../../src/server/cancels.js';
+import { DescribeBudget } from '../../src/server/describe.js';
 
 function message(
   body: string | Uint8Array | null,
@@ -242,5 +243,24 @@ describe('cancels', () => {
     cancels.add('c', { userId: 'a', replyTo: 'b1:' });
     const other = message('1', { correlationId: 'c', userId: 'a1:b', replyTo: '' });
     assert.equal(cancels.take('c', other), false);
+  });
+});
+
+describe('DescribeBudget', () => {
+  test('at most perSecond answers in a window; one log line per window of drops', () => {
+    let now = 0;
+    const budget = new DescribeBudget(3, () => now);
+    const results = Array.from({ length: 6 }, () => budget.take());
+    assert.deepEqual(
+      results.map((r) => (r.ok ? 'ok' : r.first ? 'first-drop' : 'drop')),
+      ['ok', 'ok', 'ok', 'first-drop', 'drop', 'drop'],
+    );
+    now = 999;
+    assert.equal(budget.take().ok, false);
+    now = 1_000;
+    assert.equal(budget.take().ok, true, 'a new window');
+    assert.equal(budget.take().ok, true);
+    assert.equal(budget.take().ok, true);
+    assert.deepEqual(budget.take(), { ok: false, first: true });
   });
 });
