@@ -67,8 +67,11 @@ export async function connect(options?: string | ConnectOptions): Promise<RpcCon
   }
   const opening = openLink(resolved);
   const link = await (signal ? raceAbort(opening, signal) : opening);
-  return new RpcConnection(link, resolved);
+  return (construct as NonNullable<typeof construct>)(link, resolved);
 }
+
+/** Set by RpcConnection's static block: the only way to make one (its constructor is private). */
+let construct: ((link: Link, options: ResolvedConnectOptions) => RpcConnection) | undefined;
 
 /**
  * One AMQP connection, shared by the calling side (a publishing and a reply channel) and
@@ -85,8 +88,12 @@ export class RpcConnection implements AsyncDisposable {
   /** Every kind of call, through the call interceptors to the caller. */
   readonly #invoke: Invoker;
 
-  /** @internal Use {@link connect}. */
-  constructor(link: Link, options: ResolvedConnectOptions) {
+  static {
+    construct = (link, options) => new RpcConnection(link, options);
+  }
+
+  /** Use {@link connect}. */
+  private constructor(link: Link, options: ResolvedConnectOptions) {
     this.#link = link;
     this.#options = options;
     this.#control = new ControlPlane(link, options.userId);
