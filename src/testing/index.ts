@@ -12,19 +12,12 @@
  * rabbitmq-server`; the system service need not run). docs/testing.md has examples.
  * @packageDocumentation
  */
-export {
-  startPrivateBroker,
-  startPrivateCluster,
-  PrivateBroker,
-  PrivateCluster,
-  PrivateBrokerError,
-} from './private-broker.js';
-export type {
-  PrivateBrokerOptions,
-  PrivateClusterOptions,
-  PrivateBrokerState,
-  PrivateBrokerErrorCode,
-} from './private-broker.js';
+export { startPrivateBroker, PrivateBroker } from './private-broker.js';
+export type { PrivateBrokerState } from './private-broker.js';
+export { startPrivateCluster, PrivateCluster } from './private-cluster.js';
+export { PrivateBrokerError } from './broker-error.js';
+export type { PrivateBrokerErrorCode } from './broker-error.js';
+export type { PrivateBrokerOptions, PrivateClusterOptions } from './broker-options.js';
 export { FaultProxy } from './fault-proxy.js';
 export type { FaultMode, FaultProxyOptions, FaultProxyTarget } from './fault-proxy.js';
 export { freePort, amqpAnswers } from './ports.js';
