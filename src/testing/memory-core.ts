@@ -2,130 +2,37 @@
  * The broker side of the in-memory transport: queues, routing through the default
  * exchange, deliveries, requeues, expiry and dead-lettering. It mirrors what RabbitMQ
  * 3.10 does for the part of AMQP 0-9-1 that rabbit-rpc uses; docs/testing.md lists what
- * is and is not covered.
+ * is and is not covered. The shapes are in memory-model.ts, the life of messages in
+ * memory-queues.ts, the declare checks and channel errors in memory-rules.ts.
  * @internal
  */
 import { randomBytes } from 'node:crypto';
-import { setLongTimeout, setTimeoutAt, type LongTimeout } from '../timers.js';
+import { setLongTimeout } from '../timers.js';
 import type { AmqpField, AmqpProperties } from '../transport/types.js';
+import {
+  ChannelFailure,
+  DIRECT_REPLY_TO,
+  MemoryQueue,
+  type CoreChannel,
+  type CoreClient,
+  type CoreConsumer,
+  type DeclareParams,
+  type StoredMessage,
+} from './memory-model.js';
+import { MemoryQueues } from './memory-queues.js';
+import {
+  BUILT_IN_EXCHANGES,
+  checkArguments,
+  checkEquivalent,
+  locked,
+  noExchange,
+  notFound,
+} from './memory-rules.js';
 
-/** RabbitMQ's Direct Reply-to pseudo-queue. */
-export const DIRECT_REPLY_TO = 'amq.rabbitmq.reply-to';
 const DIRECT_REPLY_PREFIX = `${DIRECT_REPLY_TO}.`;
-/** Exchanges every RabbitMQ vhost has; nothing can be bound to them here, so they route nowhere. */
-const BUILT_IN_EXCHANGES = new Set(['amq.direct', 'amq.fanout', 'amq.topic', 'amq.headers']);
-/** Queue arguments RabbitMQ checks for equivalence when a queue is declared again. */
-const CHECKED_ARGUMENTS = [
-  'x-expires',
-  'x-message-ttl',
-  'x-dead-letter-exchange',
-  'x-dead-letter-routing-key',
-  'x-max-length',
-  'x-max-length-bytes',
-  'x-max-priority',
-  'x-queue-type',
-  'x-delivery-limit',
-  'x-overflow',
-  'x-queue-mode',
-];
-
-/**
- * What the core needs of the client side (memory-client.ts implements it): declared here so
- * that the core does not import the client, which imports the core.
- */
-export interface CoreClient {
-  readonly user: string;
-}
-
-/** A channel as the core sees it. */
-export interface CoreChannel {
-  readonly client: CoreClient;
-  readonly consumers: Set<CoreConsumer>;
-  replyToken: string | undefined;
-  replyConsumer: CoreConsumer | undefined;
-  deliver(consumer: CoreConsumer, queue: MemoryQueue | undefined, message: StoredMessage): void;
-  returnMessage(message: StoredMessage, replyCode: number, replyText: string): void;
-}
-
-/** A consumer as the core sees it. */
-export interface CoreConsumer {
-  readonly channel: CoreChannel;
-  readonly queue: string;
-  readonly noAck: boolean;
-  readonly exclusive: boolean;
-  /** Deliveries to it not yet acked. */
-  unacked: number;
-  hasRoom(): boolean;
-  setClosed(error: Error | undefined): void;
-}
-
-/** A channel-level error: the broker closes the channel with `code` and `text`. */
-export class ChannelFailure extends Error {
-  constructor(
-    readonly code: number,
-    readonly text: string,
-  ) {
-    super(`${text} (${code})`);
-  }
-}
-
-/** A message held by a queue (or by a channel until it is acked). */
-export interface StoredMessage {
-  readonly body: Uint8Array;
-  readonly properties: AmqpProperties;
-  readonly exchange: string;
-  readonly routingKey: string;
-  /** Date.now() after which it is dropped instead of delivered (expiration, x-message-ttl). */
-  readonly expiresAt: number | undefined;
-  redelivered: boolean;
-  /** Times it went back to a quorum queue (x-delivery-count). */
-  returns: number;
-}
-
-/** A delivery awaiting its ack on a channel. */
-export interface Unacked {
-  readonly queue: MemoryQueue;
-  readonly message: StoredMessage;
-  readonly consumer: CoreConsumer;
-}
-
-export interface DeclareParams {
-  durable?: boolean;
-  autoDelete?: boolean;
-  exclusive?: boolean;
-  passive?: boolean;
-}
-
-export class MemoryQueue {
-  readonly messages: StoredMessage[] = [];
-  readonly consumers: CoreConsumer[] = [];
-  /** Round-robin position among the consumers. */
-  next = 0;
-  unexpiresTimer: LongTimeout | undefined;
-  headTimer: LongTimeout | undefined;
-
-  constructor(
-    readonly name: string,
-    readonly durable: boolean,
-    readonly autoDelete: boolean,
-    /** The connection of an exclusive queue. */
-    readonly owner: CoreClient | undefined,
-    readonly args: Readonly<Record<string, AmqpField>>,
-  ) {}
-
-  get quorum(): boolean {
-    return this.args['x-queue-type'] === 'quorum';
-  }
-
-  numberArg(name: string): number | undefined {
-    const value = this.args[name];
-    return typeof value === 'number' || typeof value === 'bigint' ? Number(value) : undefined;
-  }
-}
 
 /** Queues, clients and routing of one {@link MemoryBroker}. */
-export class BrokerCore<TClient extends CoreClient = CoreClient> {
-  readonly queues = new Map<string, MemoryQueue>();
+export class BrokerCore<TClient extends CoreClient = CoreClient> extends MemoryQueues {
   readonly clients = new Set<TClient>();
   /** Direct Reply-to: the token in `amq.rabbitmq.reply-to.<token>` → the channel consuming it. */
   readonly replyChannels = new Map<string, CoreChannel>();
@@ -187,16 +94,7 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
     const exclusive = params.exclusive ?? false;
     if (existing) {
       this.#checkOwner(existing, client);
-      if ((existing.owner !== undefined) !== exclusive) throw locked(name);
-      if (existing.durable !== durable) inequivalent(name, 'durable', durable, existing.durable);
-      if (existing.autoDelete !== autoDelete) {
-        inequivalent(name, 'auto_delete', autoDelete, existing.autoDelete);
-      }
-      for (const key of CHECKED_ARGUMENTS) {
-        if (!sameField(args[key], existing.args[key])) {
-          inequivalent(name, key, args[key], existing.args[key]);
-        }
-      }
+      checkEquivalent(existing, name, { durable, autoDelete, exclusive }, args);
       this.#touch(existing);
       return this.#declareOk(existing);
     }
@@ -350,98 +248,6 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
     for (const queue of targets) this.enqueue(queue, message);
   }
 
-  enqueue(queue: MemoryQueue, message: StoredMessage): void {
-    const ttls = [queue.numberArg('x-message-ttl'), parseExpiration(message.properties.expiration)];
-    const ttl = Math.min(...ttls.filter((value) => value !== undefined));
-    const expiresAt = Number.isFinite(ttl) ? Date.now() + ttl : undefined;
-    queue.messages.push({ ...message, expiresAt });
-    this.pump(queue);
-  }
-
-  /** Puts messages back at the head of their queue, first delivered first, marked redelivered. */
-  requeue(entries: readonly Unacked[]): void {
-    const touched = new Set<MemoryQueue>();
-    for (let i = entries.length - 1; i >= 0; i--) {
-      const entry = entries[i];
-      if (!entry || this.queues.get(entry.queue.name) !== entry.queue) continue;
-      const { queue, message } = entry;
-      message.redelivered = true;
-      if (queue.quorum) {
-        message.returns++;
-        const limit = queue.numberArg('x-delivery-limit');
-        if (limit !== undefined && message.returns > limit) {
-          this.deadLetter(queue, message, 'delivery_limit');
-          continue;
-        }
-      }
-      queue.messages.unshift(message);
-      touched.add(queue);
-    }
-    for (const queue of touched) this.pump(queue);
-  }
-
-  /** Hands messages to consumers with room under their prefetch, round robin. */
-  pump(queue: MemoryQueue): void {
-    while (queue.messages.length > 0) {
-      const consumer = nextReady(queue);
-      if (!consumer) break;
-      const message = queue.messages.shift();
-      if (!message) break;
-      if (isExpired(message)) {
-        this.deadLetter(queue, message, 'expired');
-        continue;
-      }
-      consumer.channel.deliver(consumer, queue, message);
-    }
-    this.#watchHead(queue);
-  }
-
-  /** Drops expired messages from the head of the queue, as RabbitMQ does. */
-  purgeExpired(queue: MemoryQueue): void {
-    for (let head = queue.messages[0]; head && isExpired(head); head = queue.messages[0]) {
-      queue.messages.shift();
-      this.deadLetter(queue, head, 'expired');
-    }
-    this.#watchHead(queue);
-  }
-
-  #watchHead(queue: MemoryQueue): void {
-    queue.headTimer?.clear();
-    queue.headTimer = undefined;
-    const expiresAt = queue.messages[0]?.expiresAt;
-    if (expiresAt === undefined || this.queues.get(queue.name) !== queue) return;
-    // `expiration` is the publisher's: it may be further ahead than one Node timer waits.
-    queue.headTimer = setTimeoutAt(() => this.purgeExpired(queue), expiresAt + 1, {
-      unref: true,
-    });
-  }
-
-  /** To the queue's dead-letter exchange (only the default one is known here), else dropped. */
-  deadLetter(queue: MemoryQueue, message: StoredMessage, reason: string): void {
-    if (queue.args['x-dead-letter-exchange'] !== '') return;
-    const target = queue.args['x-dead-letter-routing-key'];
-    const routingKey = typeof target === 'string' ? target : message.routingKey;
-    const { expiration, ...properties } = message.properties;
-    const death: Record<string, AmqpField> = {
-      queue: queue.name,
-      reason,
-      count: 1,
-      exchange: message.exchange,
-      'routing-keys': [message.routingKey],
-      time: new Date(),
-    };
-    if (expiration !== undefined) death['original-expiration'] = expiration;
-    const earlier = properties.headers?.['x-death'];
-    properties.headers = {
-      ...properties.headers,
-      'x-death': [death, ...(Array.isArray(earlier) ? (earlier as AmqpField[]) : [])],
-    };
-    const dead = this.queues.get(routingKey);
-    if (dead && dead !== queue) {
-      this.enqueue(dead, { ...message, properties, exchange: '', routingKey, redelivered: false });
-    }
-  }
-
   /** The connection is gone: its exclusive queues go with it. */
   clientGone(client: TClient): void {
     this.clients.delete(client);
@@ -462,109 +268,5 @@ export class BrokerCore<TClient extends CoreClient = CoreClient> {
   /** Stops every timer and forgets every queue. */
   clear(): void {
     for (const queue of [...this.queues.values()]) this.drop(queue);
-  }
-}
-
-function nextReady(queue: MemoryQueue): CoreConsumer | undefined {
-  const count = queue.consumers.length;
-  for (let i = 0; i < count; i++) {
-    const index = (queue.next + i) % count;
-    const consumer = queue.consumers[index];
-    if (consumer?.hasRoom()) {
-      queue.next = (index + 1) % count;
-      return consumer;
-    }
-  }
-  return undefined;
-}
-
-function isExpired(message: StoredMessage): boolean {
-  return message.expiresAt !== undefined && Date.now() > message.expiresAt;
-}
-
-function parseExpiration(value: string | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const ms = Number(value);
-  return Number.isInteger(ms) && ms >= 0 ? ms : undefined;
-}
-
-function noExchange(exchange: string): ChannelFailure {
-  return new ChannelFailure(404, `NOT_FOUND - no exchange '${exchange}' in vhost '/'`);
-}
-
-function notFound(queue: string): ChannelFailure {
-  return new ChannelFailure(404, `NOT_FOUND - no queue '${queue}' in vhost '/'`);
-}
-
-function locked(queue: string): ChannelFailure {
-  return new ChannelFailure(
-    405,
-    `RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '${queue}' in vhost '/'. ` +
-      'It could be originally declared on another connection or the exclusive property value ' +
-      'does not match that of the original declaration.',
-  );
-}
-
-function inequivalent(queue: string, arg: string, received: unknown, current: unknown): never {
-  const show = (value: unknown) => (value === undefined ? 'none' : `'${fieldText(value)}'`);
-  throw new ChannelFailure(
-    406,
-    `PRECONDITION_FAILED - inequivalent arg '${arg}' for queue '${queue}' in vhost '/': ` +
-      `received ${show(received)} but current is ${show(current)}`,
-  );
-}
-
-function sameField(a: AmqpField | undefined, b: AmqpField | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  return typeof a === typeof b || (isNumeric(a) && isNumeric(b))
-    ? fieldText(a) === fieldText(b)
-    : false;
-}
-
-/** A header or argument value as text, for comparisons and error messages. */
-function fieldText(value: unknown): string {
-  if (typeof value === 'object' && value !== null) {
-    return JSON.stringify(value, (_key, item: unknown) =>
-      typeof item === 'bigint' ? item.toString() : item,
-    );
-  }
-  return String(value);
-}
-
-function isNumeric(value: unknown): boolean {
-  return typeof value === 'number' || typeof value === 'bigint';
-}
-
-/** What RabbitMQ refuses when a queue is first declared (the subset that matters here). */
-function checkArguments(
-  name: string,
-  args: Record<string, AmqpField>,
-  durable: boolean,
-  exclusive: boolean,
-): void {
-  for (const key of ['x-expires', 'x-message-ttl', 'x-delivery-limit']) {
-    const value = args[key];
-    if (value === undefined) continue;
-    const min = key === 'x-expires' ? 1 : 0;
-    if (!isNumeric(value) || Number(value) < min || !Number.isInteger(Number(value))) {
-      throw new ChannelFailure(
-        406,
-        `PRECONDITION_FAILED - invalid arg '${key}' for queue '${name}' in vhost '/': ${fieldText(value)}`,
-      );
-    }
-  }
-  const type = args['x-queue-type'];
-  if (type !== undefined && type !== 'classic' && type !== 'quorum') {
-    throw new ChannelFailure(
-      406,
-      `PRECONDITION_FAILED - invalid arg 'x-queue-type' for queue '${name}' in vhost '/': ${fieldText(type)}`,
-    );
-  }
-  if (type === 'quorum' && (exclusive || !durable)) {
-    const property = exclusive ? 'exclusive' : 'non-durable';
-    throw new ChannelFailure(
-      406,
-      `PRECONDITION_FAILED - invalid property '${property}' for queue '${name}' in vhost '/'`,
-    );
   }
 }
