@@ -76,12 +76,11 @@ export async function runBench(args: BenchArgs): Promise<number> {
     }
 
     const client = rpc;
-    const options: CallOptions = args.timeoutMs === undefined ? {} : { timeoutMs: args.timeoutMs };
+    const options: CallOptions = {};
+    if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
+    if (args.method !== undefined) options.method = args.method;
     const { method, request } = args;
-    const call =
-      method === undefined
-        ? () => client.call(queue, request, options)
-        : () => client.callMethod(queue, method, request, options);
+    const call = () => client.call(queue, request, options);
 
     const warmup = new PhaseTally();
     const measured = new PhaseTally();

@@ -51,6 +51,7 @@ export async function runCall(args: CallArgs): Promise<number> {
     verbose?.connected(performance.now() - connectStarted);
     const options: CallOptions = { signal: interrupt.signal };
     if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
+    if (args.method !== undefined) options.method = args.method;
     if (args.method !== undefined && args.check) {
       const refused = await checkInput(
         rpc,
@@ -67,10 +68,7 @@ export async function runCall(args: CallArgs): Promise<number> {
       return await printStream(rpc, args, interrupt.signal, verbose);
     }
     try {
-      const reply =
-        args.method === undefined
-          ? await rpc.call(args.queue, args.request, options)
-          : await rpc.callMethod(args.queue, args.method, args.request, options);
+      const reply = await rpc.call(args.queue, args.request, options);
       verbose?.finished();
       writeReply(reply);
       return EXIT.OK;

@@ -25,10 +25,8 @@ export async function printStream(
   const options: StreamOptions = { signal };
   if (args.timeoutMs !== undefined) options.timeoutMs = args.timeoutMs;
   if (args.window !== undefined) options.window = args.window;
-  const stream =
-    args.method === undefined
-      ? rpc.stream(args.queue, args.request, options)
-      : rpc.streamMethod(args.queue, args.method, args.request, options);
+  if (args.method !== undefined) options.method = args.method;
+  const stream = rpc.stream(args.queue, args.request, options);
   let failure: unknown;
   let stoppedEarly = false;
   try {

@@ -5,6 +5,7 @@ import { checkOptionNames } from '../option-names.js';
 import {
   BROADCAST_OPTION_NAMES,
   CALL_OPTION_NAMES,
+  checkMethodName,
   checkQueueName,
   DEFAULT_BROADCAST_TIMEOUT_MS,
   inheritFromParent,
@@ -62,12 +63,18 @@ export class Invoker {
     options: CallOptions | undefined,
   ): Promise<unknown> {
     if (options !== undefined) {
+      // The method a typed client names wins over the `method` option (one read per call).
+      const named = options.method;
       try {
         checkOptionNames(
           options,
           CALL_OPTION_NAMES,
           method === undefined ? 'call()' : `${method}()`,
         );
+        if (named !== undefined && method === undefined) {
+          checkMethodName(named);
+          method = named;
+        }
       } catch (error) {
         return Promise.reject(RpcError.from(error, 'INVALID_ARGUMENT'));
       }
@@ -109,7 +116,7 @@ export class Invoker {
     request: unknown,
     options: StreamOptions,
   ): ClientStream<TItem> {
-    const { window: requestedWindow, ...callOptions } = options;
+    const { window: requestedWindow, method: named, ...callOptions } = options;
     let window: number;
     try {
       checkOptionNames(
@@ -117,6 +124,11 @@ export class Invoker {
         STREAM_OPTION_NAMES,
         method === undefined ? 'stream()' : `${method}()`,
       );
+      // The method a typed client names wins over the `method` option.
+      if (named !== undefined && method === undefined) {
+        checkMethodName(named);
+        method = named;
+      }
       window = resolveWindow(requestedWindow);
     } catch (error) {
       // Thrown by the first next(), like every other failure of the stream.

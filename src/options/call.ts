@@ -27,6 +27,13 @@ export interface CallOptions {
    * @default false
    */
   idempotent?: boolean;
+  /**
+   * The method name, sent in the AMQP `type` property, for servers that dispatch on it
+   * (typed contracts, NestJS patterns, other languages' servers); the handler reads it in
+   * `ctx.method` and the call interceptors in `CallRequest.method`. A typed client names
+   * its methods itself. @default none: the server's one handler answers
+   */
+  method?: string;
 }
 
 /** What a nested call inherits from its parent request: `HandlerContext` fits. */
@@ -106,6 +113,7 @@ const CALL_OPTION_NAMES_LIST = {
   headers: true,
   parent: true,
   idempotent: true,
+  method: true,
 } satisfies Record<keyof CallOptions, true>;
 
 /** The names of {@link CallOptions}. */
@@ -128,6 +136,15 @@ export const BROADCAST_OPTION_NAMES = optionNames({
 /** Validates a per-call timeout; returns the default when none is given. */
 export function resolveTimeoutMs(timeoutMs: number | undefined, fallback: number): number {
   return integer('timeoutMs', timeoutMs, fallback, 1, MAX_TIMEOUT_MS);
+}
+
+/** The `method` option, checked: a non-empty string an AMQP short string (`type`) can hold. */
+export function checkMethodName(method: unknown): asserts method is string {
+  if (typeof method !== 'string' || method.length === 0)
+    invalid(`method must be a non-empty string; got ${JSON.stringify(method)}`);
+  if (method.length > 85 && Buffer.byteLength(method) > 255) {
+    invalid('method must be at most 255 bytes');
+  }
 }
 
 /** Throws INVALID_ARGUMENT unless `name` is a non-empty string an AMQP short string can hold. */

@@ -288,13 +288,11 @@ export class UiServer implements AsyncDisposable {
     const release = this.#take('calls');
     const signal = this.#until(response);
     const options: CallOptions = { timeoutMs: call.timeoutMs, signal };
+    if (call.method !== undefined) options.method = call.method;
     const started = performance.now();
     let outcome: CallOutcome;
     try {
-      const reply =
-        call.method === undefined
-          ? await this.#options.rpc.call(call.queue, call.request, options)
-          : await this.#options.rpc.callMethod(call.queue, call.method, call.request, options);
+      const reply = await this.#options.rpc.call(call.queue, call.request, options);
       outcome = { ok: true, ...wireValue(reply), latencyMs: elapsed(started) };
     } catch (error) {
       outcome = { ok: false, error: this.#wireError(error), latencyMs: elapsed(started) };
@@ -340,6 +338,7 @@ export class UiServer implements AsyncDisposable {
     const signal = this.#until(response);
     const options: StreamOptions = { timeoutMs: call.timeoutMs, signal };
     if (window !== undefined) options.window = window;
+    if (call.method !== undefined) options.method = call.method;
     const started = performance.now();
     let count = 0;
     let failure: ApiError | undefined;
@@ -350,10 +349,7 @@ export class UiServer implements AsyncDisposable {
     });
     response.flushHeaders();
     try {
-      const stream =
-        call.method === undefined
-          ? this.#options.rpc.stream(call.queue, call.request, options)
-          : this.#options.rpc.streamMethod(call.queue, call.method, call.request, options);
+      const stream = this.#options.rpc.stream(call.queue, call.request, options);
       for await (const item of stream) {
         if (signal.aborted) break;
         count++;

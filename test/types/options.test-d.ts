@@ -29,4 +29,10 @@ void connect({ url: 'amqp://localhost', defaultTimeoutMs: 5 });
 void rpc.serve('q', () => 1, { prefetch: 1 });
 void rpc.call('q', 1, { timeoutMs: 200 });
 void rpc.stream('q', 1, { window: 2 });
+void rpc.call('q', 1, { method: 'add' });
+void rpc.stream('q', 1, { method: 'tail', window: 2 });
+// @ts-expect-error call(): method is a name, not a number
+void rpc.call('q', 1, { method: 1 });
+// @ts-expect-error call(): methodName is method
+void rpc.call('q', 1, { methodName: 'add' });
 void rpc.broadcast('q', 1, { max: 2 });
