@@ -55,6 +55,14 @@ export interface InfoResponse {
   readonly limits: UiLimits;
 }
 
+/** `GET /api/state`: the ui server's connection to the broker, asked at every refresh. */
+export interface StateResponse {
+  /** connected, blocked (the broker holds publishers back), reconnecting or closed. */
+  readonly state: string;
+  /** How many times the connection has come back since the ui started. */
+  readonly reconnects: number;
+}
+
 /** A JSON Schema as a service describes it. */
 export type WireSchema = { readonly [key: string]: unknown } | boolean;
 

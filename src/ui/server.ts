@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { RpcError, type RpcConnection } from '../index.js';
-import type { InfoResponse, UiLimits } from './api.js';
+import type { InfoResponse, StateResponse, UiLimits } from './api.js';
 import { handleBroadcast, handleCall, handleStream, wireError, type ApiContext } from './calls.js';
 import { SharedDiscovery } from './discovery.js';
 import { bearerToken, hostAllowed, newToken, sameOrigin, tokenMatches } from './guard.js';
@@ -192,6 +192,8 @@ export class UiServer implements AsyncDisposable {
     switch (route) {
       case 'GET /api/info':
         return this.#json(response, 200, this.#info());
+      case 'GET /api/state':
+        return this.#json(response, 200, this.#state());
       case 'GET /api/services':
         return this.#json(response, 200, await this.#discovery.services());
       case 'POST /api/call':
@@ -201,7 +203,9 @@ export class UiServer implements AsyncDisposable {
       case 'POST /api/stream':
         return handleStream(this.#api, request, response);
       default:
-        if (['/api/info', '/api/services'].includes(pathname)) throw notAllowed('GET');
+        if (['/api/info', '/api/state', '/api/services'].includes(pathname)) {
+          throw notAllowed('GET');
+        }
         if (['/api/call', '/api/broadcast', '/api/stream'].includes(pathname)) {
           throw notAllowed('POST');
         }
@@ -218,6 +222,11 @@ export class UiServer implements AsyncDisposable {
       defaultTimeoutMs: UI_DEFAULT_TIMEOUT_MS,
       limits: this.#limits,
     };
+  }
+
+  #state(): StateResponse {
+    const { rpc } = this.#options;
+    return { state: rpc.state, reconnects: rpc.stats().reconnects };
   }
 
   /** The connection's URL (user and hidden password) replaced by the broker as shown. */

@@ -13,6 +13,7 @@ import type {
   CallOutcome,
   InfoResponse,
   ServicesResponse,
+  StateResponse,
 } from '../../src/ui/api.js';
 import { jsonDepth } from '../../src/ui/body.js';
 import { hostAllowed, tokenMatches } from '../../src/ui/guard.js';
@@ -247,6 +248,22 @@ describe('services', () => {
     assert.equal(typeof found.instances[0]?.counters.calls, 'number');
     const plain = services.find((service) => service.queue === plainQueue);
     assert.equal(plain?.instances.length, 2);
+  });
+});
+
+describe('connection state', () => {
+  test('GET /api/state: connected, then closed once the connection is; POST is refused', async () => {
+    const rpc = await connectForTest({ connectionName: 'ui state test' });
+    const own = await startUi({ rpc });
+    assert.deepEqual((await send(own, 'GET', '/api/state')).json<StateResponse>(), {
+      state: 'connected',
+      reconnects: 0,
+    });
+    await rpc.close();
+    assert.equal((await send(own, 'GET', '/api/state')).json<StateResponse>().state, 'closed');
+    const post = await send(own, 'POST', '/api/state', { body: {} });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers['allow'], 'GET');
   });
 });
 

@@ -1,8 +1,8 @@
 /** Live refresh: the services every few seconds, and the call rates their counters give. */
-import type { ServicesResponse } from '../api.js';
+import type { ServicesResponse, StateResponse } from '../api.js';
 import { ApiFailure } from './client.js';
 import { byId, inputById } from './dom.js';
-import { messageOf } from './format.js';
+import { messageOf, plural } from './format.js';
 import { api } from './session.js';
 import { instanceKey, state } from './state.js';
 
@@ -17,6 +17,7 @@ export interface LiveView {
 
 export async function refresh(view: LiveView): Promise<void> {
   clearTimeout(state.timer);
+  await showConnection();
   const status = byId('status');
   try {
     const answer = await api.get<ServicesResponse>('/api/services');
@@ -58,5 +59,29 @@ function updateRates(answer: ServicesResponse): void {
     const series = state.series.get(service.queue) ?? [];
     series.push({ at: answer.at, rate: known ? total : 0 });
     state.series.set(service.queue, series.slice(-SERIES_POINTS));
+  }
+}
+
+const STATE_BADGES: Readonly<Record<string, string>> = {
+  connected: 'ok',
+  blocked: 'warn',
+  reconnecting: 'warn',
+  closed: 'err',
+};
+
+/** The ui server's connection to the broker, in the header; never throws. */
+async function showConnection(): Promise<void> {
+  const badge = byId('connection');
+  try {
+    const { state: connection, reconnects } = await api.get<StateResponse>('/api/state');
+    badge.textContent = connection;
+    badge.className = `badge ${STATE_BADGES[connection] ?? 'warn'}`;
+    badge.title =
+      reconnects === 0
+        ? "the ui server's connection to the broker"
+        : `the ui server's connection to the broker; reconnected ${plural(reconnects, 'time')}`;
+  } catch {
+    badge.textContent = 'ui server unreachable';
+    badge.className = 'badge err';
   }
 }
