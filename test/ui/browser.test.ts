@@ -4,7 +4,11 @@
 // shows an error code, shows a streamed reply item by item and stops one, broadcasts, keeps
 // a history that runs again; and it loads in well under a second on loopback.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
 import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import {
   AMQP_URL,
   connectForTest,
@@ -17,6 +21,9 @@ import { launchBrowser, startUiCli } from './browser.js';
 import { serveShop } from './fixture.js';
 
 failOnUnhandled();
+
+const run = promisify(execFile);
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 const shop = uniqueServiceName('ui-page');
 const shopQueue = `rpc.${shop}`;
@@ -183,6 +190,38 @@ test('any queue with raw JSON: a broadcast shows one row per instance', async ()
   await page.locator('#mode').selectOption('call');
   await page.locator('#send').click();
   await result('pre.reply').waitFor();
+});
+
+test('Copy as CLI: the same call as a rabbit-rpc command line, which the CLI runs', async () => {
+  // A raw broadcast, with a quote in the request (shell-quoted).
+  await page.locator('#json-editor').fill('{"note": "it\'s"}');
+  await page.locator('#mode').selectOption('broadcast');
+  await page.locator('#copy-cli').click();
+  assert.equal(
+    await page.locator('#cli-command').innerText(),
+    `rabbit-rpc broadcast ${plainQueue} '{"note":"it'\\''s"}' --timeout-ms 10000`,
+  );
+  // A contract method: --method, and no credentials (the page has none).
+  await page.locator(`button.service[data-queue="${shopQueue}"]`).click();
+  await page.locator('button.method[data-method="quote"]').click();
+  await page
+    .locator('#json-editor')
+    .fill(JSON.stringify({ sku: 'A-1', quantity: 2, currency: 'EUR' }));
+  await page.locator('#copy-cli').click();
+  const command = await page.locator('#cli-command').innerText();
+  assert.equal(
+    command,
+    `rabbit-rpc call ${shopQueue} '{"sku":"A-1","quantity":2,"currency":"EUR"}' --method quote --timeout-ms 10000`,
+  );
+  // The line works: run by a shell, with the CLI of this build and the broker's URL added.
+  const { stdout } = await run(
+    'sh',
+    ['-c', `${command.replace(/^rabbit-rpc /, 'node "$CLI" ')} --url "$URL"`],
+    {
+      env: { ...process.env, CLI: path.join(ROOT, 'dist/cli.js'), URL: AMQP_URL },
+    },
+  );
+  assert.deepEqual(JSON.parse(stdout), { sku: 'A-1', total: 19.98, currency: 'EUR' });
 });
 
 test('no credentials in the page or the server’s output; no page errors', async () => {

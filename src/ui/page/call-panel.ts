@@ -1,6 +1,7 @@
 /** The call panel: the request editor, the kind of call and its timeout, Send and Stop. */
 import type { ApiError, BroadcastOutcome, CallOutcome } from '../api.js';
 import { ApiFailure } from './client.js';
+import { cliCommand } from './cli-command.js';
 import { byId, fill, h, inputById } from './dom.js';
 import { requestEditor } from './form.js';
 import { messageOf } from './format.js';
@@ -63,8 +64,44 @@ export function renderComposer(
         { id: 'stop', type: 'button', disabled: true, onclick: () => state.running?.abort() },
         'Stop',
       ),
+      h(
+        'button',
+        { id: 'copy-cli', type: 'button', onclick: () => void copyAsCli() },
+        'Copy as CLI',
+      ),
     ),
+    h('p', { id: 'cli-line', class: 'muted', hidden: true }),
   );
+}
+
+/** Shows the equivalent `rabbit-rpc` command under the controls and copies it if it may. */
+async function copyAsCli(): Promise<void> {
+  const queue = state.queue;
+  const parsed = state.editor?.read();
+  if (queue === undefined || parsed === undefined) return;
+  const line = byId('cli-line');
+  line.hidden = false;
+  if (!parsed.ok) {
+    fill(line, h('span', { class: 'bad' }, `The request is not JSON (${parsed.message}).`));
+    return;
+  }
+  const command = cliCommand({
+    queue,
+    method: state.method === RAW ? undefined : state.method,
+    mode: currentMode(),
+    request: parsed.value,
+    timeoutMs: Number(inputById('timeout').value),
+  });
+  const code = h('code', { id: 'cli-command' }, command);
+  fill(line, code);
+  try {
+    // Refused outside a secure context or without the browser's permission: then the
+    // command stays on the page, selectable.
+    await navigator.clipboard.writeText(command);
+    line.append(h('span', { class: 'copied' }, ' copied'));
+  } catch {
+    line.append(h('span', {}, ' (select it to copy)'));
+  }
 }
 
 function currentMode(): CallMode {
