@@ -86,6 +86,18 @@ export interface InstanceDescription {
   readonly inFlight: number;
   readonly prefetch: number;
   readonly counters: InstanceCounters;
+  /**
+   * Present when the instance reads batches (docs/protocol.md, "Batches"): the most calls
+   * and bytes one batch message may carry. Absent from servers that take none and from
+   * older ones, which callers then never batch to.
+   */
+  readonly batch?: BatchAdvertisement;
+}
+
+/** What a server that reads batches says about them in its description. */
+export interface BatchAdvertisement {
+  readonly maxCalls: number;
+  readonly maxBytes: number;
 }
 
 /**
@@ -117,6 +129,8 @@ export function readInstanceDescription(value: unknown): InstanceDescription | u
   if (!isCount(inFlight) || !isCount(prefetch)) return undefined;
   const counters = readCounters(value['counters']);
   if (counters === undefined) return undefined;
+  // Optional: older peers send none; a malformed one is read as none (never batched to).
+  const batch = readBatch(value['batch']);
   const description: InstanceDescription = {
     describe,
     queue,
@@ -128,8 +142,16 @@ export function readInstanceDescription(value: unknown): InstanceDescription | u
     inFlight,
     prefetch,
     counters,
+    ...(batch === undefined ? {} : { batch }),
   };
   return service === undefined ? description : { ...description, service };
+}
+
+function readBatch(value: unknown): BatchAdvertisement | undefined {
+  if (!isRecord(value)) return undefined;
+  const { maxCalls, maxBytes } = value;
+  if (!isCount(maxCalls) || !isCount(maxBytes) || maxCalls < 1 || maxBytes < 1) return undefined;
+  return { maxCalls, maxBytes };
 }
 
 function readMethod(value: unknown): MethodDescription | undefined {

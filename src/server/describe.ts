@@ -1,4 +1,8 @@
-import type { ContractDescription, InstanceDescription } from '../protocol/describe.js';
+import type {
+  BatchAdvertisement,
+  ContractDescription,
+  InstanceDescription,
+} from '../protocol/describe.js';
 import { DESCRIBE_VERSION, LIBRARY, PROTOCOL_VERSION } from '../protocol/describe.js';
 
 /** What a server knows about itself when asked to describe itself. */
@@ -14,6 +18,8 @@ export interface DescribeSnapshot {
   readonly replied: number;
   readonly expired: number;
   readonly errors: ErrorCounts;
+  /** The batches it reads; undefined when it takes none (`batch: false`). */
+  readonly batch: BatchAdvertisement | undefined;
 }
 
 /**
@@ -30,6 +36,18 @@ export class ErrorCounts {
   snapshot(): Record<string, number> {
     return { ...this.#counts };
   }
+}
+
+/**
+ * What describe answers say about the batches a server reads (D36): what callers that
+ * negotiate batching cap their batches at. Undefined with `batch: false`.
+ */
+export function batchAdvertisement(
+  limits: false | { readonly maxEntries: number; readonly maxBytes: number },
+  maxPayloadBytes: number,
+): BatchAdvertisement | undefined {
+  if (limits === false) return undefined;
+  return { maxCalls: limits.maxEntries, maxBytes: Math.min(maxPayloadBytes, limits.maxBytes) };
 }
 
 /** The body of the describe reply (docs/protocol.md, "Describe and discovery"). */
@@ -49,6 +67,7 @@ export function describeInstance(snapshot: DescribeSnapshot): InstanceDescriptio
       errors: snapshot.errors.snapshot(),
       expired: snapshot.expired,
     },
+    ...(snapshot.batch === undefined ? {} : { batch: snapshot.batch }),
   };
   return snapshot.contract ? { ...description, service: snapshot.contract.service } : description;
 }

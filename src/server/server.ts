@@ -11,7 +11,12 @@ import { Broadcasts } from './broadcast.js';
 import { QueueConsumer, type ConsumerHost } from './consumer.js';
 import { answerBytes, DedupeCache } from './dedupe.js';
 import { Deliveries } from './deliveries.js';
-import { DescribeBudget, describeInstance, ErrorCounts } from './describe.js';
+import {
+  batchAdvertisement,
+  DescribeBudget,
+  describeInstance,
+  ErrorCounts,
+} from './describe.js';
 import { Executor } from './execute.js';
 import type { ServerParts } from './parts.js';
 import { Responder } from './respond.js';
@@ -326,6 +331,7 @@ class ServerCore implements LinkParticipant, ControlTarget, ConsumerHost {
       replied: counters.replied,
       expired: counters.expired,
       errors: executor.errors,
+      batch: batchAdvertisement(options.batch, this.#setup.maxPayloadBytes),
     });
     const properties: AmqpProperties = {
       contentType: CONTENT_TYPE_JSON,

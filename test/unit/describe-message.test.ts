@@ -34,6 +34,7 @@ function written() {
     replied: 7,
     expired: 1,
     errors,
+    batch: { maxCalls: 1000, maxBytes: 1048576 },
   });
 }
 
@@ -55,8 +56,10 @@ test('a plain server: no service, no methods', () => {
     replied: 0,
     expired: 0,
     errors: new ErrorCounts(),
+    batch: undefined,
   });
   assert.equal('service' in body, false);
+  assert.equal('batch' in body, false);
   assert.deepEqual(readInstanceDescription(body), body);
 });
 
@@ -90,4 +93,25 @@ test('refused: wrong version, bad counts, names, schemas, too many methods', () 
   });
   for (const value of [...bad, null, [], 'x', 1])
     assert.equal(readInstanceDescription(value), undefined);
+});
+
+test('the batch advertisement: read when well formed; absent or malformed reads as none', () => {
+  const body = written() as unknown as Record<string, unknown>;
+  assert.deepEqual(readInstanceDescription(body)?.batch, { maxCalls: 1000, maxBytes: 1048576 });
+  // An older peer sends none: still a valid description, one that reads no batches.
+  const older = { ...body };
+  delete older['batch'];
+  const read = readInstanceDescription(older);
+  assert.notEqual(read, undefined);
+  assert.equal(read?.batch, undefined);
+  for (const batch of [
+    { maxCalls: 0, maxBytes: 1 },
+    { maxCalls: 2 },
+    { maxCalls: '2', maxBytes: 9 },
+    3,
+  ]) {
+    const malformed = readInstanceDescription({ ...body, batch });
+    assert.notEqual(malformed, undefined);
+    assert.equal(malformed?.batch, undefined);
+  }
 });
