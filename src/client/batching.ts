@@ -2,12 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { AmqpChannelLike, AmqpMessageLike } from '../transport/types.js';
 import { fromAmqpError } from '../transport/errors.js';
 import { batchWritesThisTick } from '../transport/amqp-client.js';
-import type { BatchOptions } from '../options/connect.js';
+import type { ResolvedBatchOptions } from '../options/connect.js';
 import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from '../protocol/batch.js';
 import { decodeReplyOutcome } from '../protocol/error-reply.js';
 import { CONTENT_TYPE_JSON } from '../protocol/names.js';
 import { batchRequestProperties } from '../protocol/request.js';
 import { RpcError } from '../errors.js';
+import type { BatchPeers } from './batch-peers.js';
 import type { PendingCall, PendingCalls, SentBatch } from './pending.js';
 
 /**
@@ -35,15 +36,25 @@ export interface BatchPort {
 interface OpenBatch {
   readonly channel: AmqpChannelLike;
   readonly calls: PendingCall[];
+  /** Bytes of the batch body: the entries, their commas and the brackets. */
   bytes: number;
+  /** Servers of the queue (1 without negotiation): the calls split over as many batches. */
+  readonly servers: number;
+  /** Most calls in one batch. */
+  readonly perBatch: number;
+  /** Most bytes in all of them: one batch's worth per server. */
+  readonly maxBytes: number;
 }
 
 /**
- * Batching (opt-in): the calls of one tick to one queue go out as one message
- * (docs/protocol.md, "Batches"); a call alone in its tick goes as usual.
+ * Batching: the calls of one tick to one queue go out as batches (docs/protocol.md,
+ * "Batches"); a call alone in its tick goes as usual. With negotiation (the default, D36)
+ * only to queues that {@link BatchPeers} knows read batches, split per server.
  */
 export class Batcher {
-  readonly #limits: Required<BatchOptions>;
+  readonly #limits: ResolvedBatchOptions;
+  /** Undefined with `batch: true`: every queue is batched to without asking. */
+  readonly #peers: BatchPeers | undefined;
   readonly #pending: PendingCalls;
   readonly #port: BatchPort;
   readonly #userId: string | undefined;
@@ -54,68 +65,127 @@ export class Batcher {
   };
 
   constructor(
-    limits: Required<BatchOptions>,
+    limits: ResolvedBatchOptions,
+    peers: BatchPeers | undefined,
     pending: PendingCalls,
     port: BatchPort,
     userId: string | undefined,
   ) {
     this.#limits = limits;
+    this.#peers = peers;
     this.#pending = pending;
     this.#port = port;
     this.#userId = userId;
   }
 
-  /** The call as a batch entry when it may travel in a batch (small JSON), else undefined. */
+  /**
+   * The call as a batch entry when it may travel in a batch (small JSON, to a queue known
+   * to read batches when negotiating), else undefined. Never waits (`now`: the call's start).
+   */
   entryFor(
     call: PendingCall,
+    now: number,
     deadline: number,
     method: string | undefined,
     headers: Readonly<Record<string, string | number | boolean>> | undefined,
   ): string | undefined {
     if (
       call.properties.contentType !== CONTENT_TYPE_JSON ||
-      call.body.length > Math.min(this.#limits.maxBytes / 2, MAX_BATCHED_REQUEST_BYTES)
+      call.body.length > Math.min(this.#limits.maxBytes / 2, MAX_BATCHED_REQUEST_BYTES) ||
+      (this.#peers !== undefined && this.#peers.canBatch(call.queue, now) === undefined)
     ) {
       return undefined;
     }
     return requestEntry(call.id, deadline, method, headers, call.body);
   }
 
-  /** Adds a call to its queue's batch of this tick; the batch goes out at the end of it. */
+  /**
+   * Adds a call to its queue's calls of this tick; they go out at the end of it, or at once
+   * when full (one full batch per server) or when the call's entry would not fit.
+   */
   add(channel: AmqpChannelLike, call: PendingCall): void {
+    // An entry and the comma after it.
+    const entryBytes = (call.entry?.length ?? 0) + 1;
     let open = this.#open.get(call.queue);
-    if (open && open.channel !== channel) {
+    if (open && (open.channel !== channel || open.bytes + entryBytes > open.maxBytes)) {
       this.#flush(call.queue, open);
       open = undefined;
     }
-    if (!open) {
-      open = { channel, calls: [], bytes: 0 };
-      if (this.#open.size === 0) queueMicrotask(this.#flushAll);
-      this.#open.set(call.queue, open);
-    }
+    if (!open) open = this.#openBatch(channel, call.queue);
     open.calls.push(call);
-    open.bytes += call.entry?.length ?? 0;
-    if (open.calls.length >= this.#limits.maxCalls || open.bytes >= this.#limits.maxBytes) {
-      this.#flush(call.queue, open);
-    }
+    open.bytes += entryBytes;
+    if (open.calls.length >= open.perBatch * open.servers) this.#flush(call.queue, open);
   }
 
-  /** Publishes a tick's calls to one queue: alone as usual, several as one batch. */
+  /** Starts collecting a tick's calls to `queue`; asks the plan once per queue and tick. */
+  #openBatch(channel: AmqpChannelLike, queue: string): OpenBatch {
+    const plan = this.#peers?.canBatch(queue, Date.now());
+    const servers = plan?.servers ?? 1;
+    const open: OpenBatch = {
+      channel,
+      calls: [],
+      bytes: 1, // the brackets
+      servers,
+      perBatch: Math.min(this.#limits.maxCalls, plan?.maxCalls ?? Infinity),
+      maxBytes: Math.min(this.#limits.maxBytes, plan?.maxBytes ?? Infinity) * servers,
+    };
+    if (this.#open.size === 0) queueMicrotask(this.#flushAll);
+    this.#open.set(queue, open);
+    return open;
+  }
+
+  /**
+   * Publishes a tick's calls to one queue: alone as usual, several as batches. With
+   * negotiation, split into one batch per server of the queue (the broker gives each
+   * consumer its turn), each of at most what one server runs at once (D36).
+   */
   #flush(queue: string, open: OpenBatch): void {
     this.#open.delete(queue);
     // Calls settled meanwhile (cancelled, timed out) are left out.
     const calls = open.calls.filter((call) => this.#pending.isPending(call));
-    const { channel } = open;
-    if (calls.length < 2 || channel.closed) {
+    const { channel, servers, perBatch } = open;
+    // Asked again: a batch refused since the tick began stops batching to the queue.
+    const refused = this.#peers !== undefined && !this.#peers.canBatch(queue, Date.now());
+    if (calls.length < 2 || channel.closed || refused) {
       for (const call of calls) this.#port.publishOne(channel, call);
+      return;
+    }
+    const maxBytes = open.maxBytes / servers;
+    const count = Math.max(
+      Math.ceil(calls.length / perBatch),
+      Math.min(servers, Math.floor(calls.length / 2)),
+    );
+    const size = Math.ceil(calls.length / count);
+    let chunk: PendingCall[] = [];
+    // The brackets around the entries; each entry counts its comma.
+    let bytes = 1;
+    for (const call of calls) {
+      const entryBytes = (call.entry?.length ?? 0) + 1;
+      if (chunk.length >= size || (chunk.length > 0 && bytes + entryBytes > maxBytes)) {
+        this.#publish(channel, queue, chunk);
+        chunk = [];
+        bytes = 1;
+      }
+      chunk.push(call);
+      bytes += entryBytes;
+    }
+    this.#publish(channel, queue, chunk);
+  }
+
+  /** Publishes calls as one batch (a single call as a plain request). */
+  #publish(channel: AmqpChannelLike, queue: string, calls: readonly PendingCall[]): void {
+    if (calls.length === 1) {
+      this.#port.publishOne(channel, calls[0] as PendingCall);
       return;
     }
     const batch: SentBatch = {
       id: randomUUID(),
+      queue,
       callIds: calls.map((call) => call.id),
       unsettled: calls.length,
     };
     this.#pending.batches.set(batch.id, batch);
+    this.#pending.batchesSent++;
     // The batch lives as long as its longest call; each entry carries its own deadline.
     let expirationMs = 0;
     for (const call of calls) {
@@ -144,11 +214,34 @@ export class Batcher {
     for (const id of batch.callIds) this.#pending.settle(id, outcome);
   }
 
+  /**
+   * A batch came back unrouted (basic.return): its calls fail, and the queue is batched to
+   * no more until a check says otherwise.
+   */
+  onReturn(batch: SentBatch, routingKey: string): void {
+    this.#peers?.refused(batch.queue);
+    this.fail(
+      batch,
+      new RpcError(
+        'UNAVAILABLE',
+        `nothing can receive requests on "${routingKey}": no queue is bound to it`,
+      ),
+    );
+  }
+
+  /** Forgets what negotiation learnt; checks under way are ignored. */
+  close(): void {
+    this.#peers?.close();
+  }
+
   /** A reply to a batch: the outcomes of several of its calls, or an error for all. */
   onReply(message: AmqpMessageLike, batch: SentBatch): void {
     if (message.properties.contentType !== BATCH_CONTENT_TYPE) {
       // A server that could not read the batch (an older one: INVALID_ARGUMENT). Anything
       // else is not an answer: never a value to turn into text (it could be any JSON).
+      // Either way the queue has a server that does not read batches: none go there until
+      // a check says otherwise.
+      this.#peers?.refused(batch.queue);
       const outcome = decodeReplyOutcome(message);
       this.fail(
         batch,

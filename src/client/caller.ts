@@ -9,6 +9,8 @@ import { encodeBody, jsonText, type EncodedBody } from '../protocol/codec.js';
 import { CONTENT_TYPE_JSON } from '../protocol/names.js';
 import { checkHeaders, requestProperties } from '../protocol/request.js';
 import { RpcError } from '../errors.js';
+import { LazyChannel } from '../transport/lazy-channel.js';
+import { BatchPeers, connectionPorts } from './batch-peers.js';
 import { BodyPool, type PooledBody } from './body-pool.js';
 import { cancelled, cancelOnServer, watchAbort } from './cancellation.js';
 import { CallerChannels } from './channels.js';
@@ -57,8 +59,25 @@ export class Caller implements LinkParticipant {
       options,
       this.#pending,
       replyModeOf(options, this.#pending),
+      options.batch !== false && options.batch.negotiate ? this.#batchPeers() : undefined,
     );
     link.join(this);
+  }
+
+  /**
+   * What default batching asks the broker and the servers (D36): consumer counts on a
+   * channel of its own, describes as calls of the library's own (no interceptor sees them,
+   * the stats do not count them).
+   */
+  #batchPeers(): BatchPeers {
+    const control = this.#control;
+    return new BatchPeers(
+      connectionPorts({
+        peekChannel: new LazyChannel(this.#link),
+        exchangeExists: () => control.exchangeExists(),
+        call: (queue, timeoutMs, multi) => this.call(queue, null, { timeoutMs }, undefined, multi),
+      }),
+    );
   }
 
   get stats(): CallerStats {
@@ -74,7 +93,7 @@ export class Caller implements LinkParticipant {
     multi?: MultiReply,
   ): Promise<unknown> {
     const pending = this.#pending;
-    pending.made++;
+    if (multi?.internal !== true) pending.made++;
     let timeoutMs: number;
     let body: Uint8Array;
     let properties: AmqpProperties;
@@ -134,7 +153,13 @@ export class Caller implements LinkParticipant {
         properties.messageId = id;
         call.retry = new RetryState(deadline);
       } else if (batcher && !multi) {
-        call.entry = batcher.entryFor(call, deadline, method, options.headers);
+        call.entry = batcher.entryFor(
+          call,
+          deadline - timeoutMs,
+          deadline,
+          method,
+          options.headers,
+        );
       }
       pending.add(call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
@@ -182,6 +207,7 @@ export class Caller implements LinkParticipant {
    */
   close(pendingError: RpcError, laterError: RpcError): void {
     this.#closedWith ??= laterError;
+    this.#channels.batcher?.close();
     this.#link.leave(this);
     const pending = [...this.#pending.values()];
     this.#pending.failAll(pendingError);

@@ -29,7 +29,8 @@ export function watchAbort(call: PendingCall, signal: AbortSignal, onAbort: () =
  * the stream's or broadcast's own cancel if it has one, else the control plane.
  */
 export function cancelOnServer(call: PendingCall, control: ControlPlane, replyTo: string): void {
-  if (!call.published) return;
+  // The library's own describes (D36) run nothing to stop.
+  if (!call.published || call.multi?.internal === true) return;
   if (call.multi?.onCancel) call.multi.onCancel(call.id, replyTo);
   else control.cancel(call.queue, call.id, undefined, replyTo);
 }

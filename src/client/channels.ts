@@ -5,6 +5,7 @@ import { batchWritesThisTick } from '../transport/amqp-client.js';
 import type { Link } from '../transport/link.js';
 import type { ResolvedConnectOptions } from '../options/connect.js';
 import { RpcError } from '../errors.js';
+import type { BatchPeers } from './batch-peers.js';
 import { Batcher, type BatchPort } from './batching.js';
 import { PayloadLimit } from './payload-limit.js';
 import type { PendingCall, PendingCalls } from './pending.js';
@@ -35,7 +36,14 @@ export class CallerChannels implements BatchPort, ReplyAddress {
   #opening: Promise<AmqpChannelLike> | undefined;
   readonly #openPublishChannel = (client: AmqpClientLike) => this.#openPublishChannelOn(client);
 
-  constructor(link: Link, options: ResolvedConnectOptions, pending: PendingCalls, mode: ReplyMode) {
+  /** `peers`: with negotiated batching (the default, D36), which queues read batches. */
+  constructor(
+    link: Link,
+    options: ResolvedConnectOptions,
+    pending: PendingCalls,
+    mode: ReplyMode,
+    peers: BatchPeers | undefined,
+  ) {
     this.#link = link;
     this.#options = options;
     this.#pending = pending;
@@ -44,7 +52,7 @@ export class CallerChannels implements BatchPort, ReplyAddress {
     this.batcher =
       options.batch === false
         ? undefined
-        : new Batcher(options.batch, pending, this, options.userId);
+        : new Batcher(options.batch, peers, pending, this, options.userId);
     this.#replies = new Replies(pending, this.batcher, this, options.logger);
   }
 

@@ -18,6 +18,11 @@ export interface MultiReply {
   onDeadline?(): unknown;
   /** The outcome when nothing could receive the request (basic.return). */
   onNoRoute?(): unknown;
+  /**
+   * The library's own request (the describe behind default batching, D36): not counted in
+   * the connection's stats, never cancelled on the server.
+   */
+  readonly internal?: boolean;
   /** The caller cancelled: tell the server (best effort). */
   onCancel?(id: string, replyTo: string): void;
 }

@@ -33,6 +33,7 @@ export class PendingCall {
 /** A batch published and not yet fully answered: its calls, by correlation id. */
 export interface SentBatch {
   readonly id: string;
+  readonly queue: string;
   readonly callIds: readonly string[];
   /** Calls of the batch still pending; the batch is forgotten at 0. */
   unsettled: number;
@@ -53,6 +54,11 @@ export interface CallerStats {
   unmatchedReplies: number;
   /** Times an idempotent call was published again after an UNAVAILABLE failure. */
   retries: number;
+  /**
+   * Batch messages published (several calls each, docs/protocol.md "Batches"): 0 with
+   * `batch: false`, and while no queue called is known to read batches (D36).
+   */
+  batches: number;
 }
 
 /**
@@ -68,6 +74,13 @@ export class PendingCalls {
   /** Calls made so far, counted by the caller. */
   made = 0;
   unmatchedReplies = 0;
+  /** Batch messages published, counted by the Batcher. */
+  batchesSent = 0;
+  /**
+   * Pending calls the library made itself (the describes behind default batching, D36):
+   * not in the stats, their failures not counted, never cancelled on the server.
+   */
+  #internal = 0;
   readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
 
   constructor(bodies: BodyPool, retry: RetryPolicy<PendingCall>) {
@@ -90,6 +103,7 @@ export class PendingCalls {
 
   add(call: PendingCall): void {
     this.#calls.set(call.id, call);
+    if (call.multi?.internal === true) this.#internal++;
   }
 
   values(): IterableIterator<PendingCall> {
@@ -100,9 +114,10 @@ export class PendingCalls {
     return {
       calls: this.made,
       errors: { ...this.#errors },
-      pending: this.#calls.size,
+      pending: this.#calls.size - this.#internal,
       unmatchedReplies: this.unmatchedReplies,
       retries: this.#retry.retries,
+      batches: this.batchesSent,
     };
   }
 
@@ -128,12 +143,14 @@ export class PendingCalls {
       clearTimeout(retry.timer);
     }
     this.#calls.delete(id);
+    const internal = call.multi?.internal === true;
+    if (internal) this.#internal--;
     clearTimeout(call.timer);
     // Nothing publishes the body once the call is over (a late publish checks isPending).
     if (call.pooled) this.#bodies.give(call.pooled);
     if (call.batch && --call.batch.unsettled === 0) this.batches.delete(call.batch.id);
     if (call.signal && call.onAbort) call.signal.removeEventListener('abort', call.onAbort);
-    if (outcome instanceof RpcError) call.reject(this.failed(outcome));
+    if (outcome instanceof RpcError) call.reject(internal ? outcome : this.failed(outcome));
     else call.resolve(outcome);
   }
 

@@ -74,14 +74,8 @@ export class Replies {
     const id = message.properties.correlationId;
     const batch = id === undefined ? undefined : pending.batches.get(id);
     if (batch && this.#batcher) {
-      const queue = message.routingKey;
-      this.#batcher.fail(
-        batch,
-        new RpcError(
-          'UNAVAILABLE',
-          `nothing can receive requests on "${queue}": no queue is bound to it`,
-        ),
-      );
+      // Also stops batching to the queue (D36).
+      this.#batcher.onReturn(batch, message.routingKey);
       return;
     }
     const call = id === undefined ? undefined : pending.get(id);

@@ -46,13 +46,16 @@ export interface ConnectOptions {
    */
   publisherConfirms?: boolean;
   /**
-   * Opt-in: calls to the same queue made in the same tick travel in one AMQP message, and
-   * their replies come back in one, so the broker's per-message work is paid once per batch
-   * (docs/protocol.md, "Batches"). Only for queues served by rabbit-rpc servers of this
-   * version or later; an older or a foreign server answers a batch with INVALID_ARGUMENT.
-   * A call alone in its tick, a request over 16 KiB, a call with bytes (not JSON), an
-   * idempotent call, a stream and a broadcast are sent as usual. Trade-offs: docs/decisions.md. `true` takes the
-   * defaults. @default false
+   * Calls to the same queue made in the same tick travel in one AMQP message, and their
+   * replies come back in one, so the broker's per-message work is paid once per batch
+   * (docs/protocol.md, "Batches"). By default only to queues whose every consumer is a
+   * rabbit-rpc server that says it reads batches (asked on the control plane, compared
+   * with the queue's consumer count, checked again while the queue is used): a queue with
+   * a foreign or older server gets plain requests (docs/decisions.md, D36). `true` batches
+   * to every queue without asking (for servers you know read batches); `false` never
+   * batches. A call alone in its tick, a request over 16 KiB, a call with bytes (not JSON),
+   * an idempotent call, a stream and a broadcast are sent as usual.
+   * @default { maxCalls: 64, maxBytes: 262144, negotiate: true }
    */
   batch?: boolean | BatchOptions;
   /**
@@ -95,7 +98,15 @@ export interface BatchOptions {
   maxCalls?: number;
   /** Most request bytes in one message; larger requests are sent on their own. @default 262144 */
   maxBytes?: number;
+  /**
+   * Batch to a queue only once every consumer of it is known to read batches (D36);
+   * `false` batches to every queue without asking, as `batch: true` does. @default true
+   */
+  negotiate?: boolean;
 }
+
+/** {@link BatchOptions} after defaults and validation. */
+export type ResolvedBatchOptions = Required<BatchOptions>;
 
 /** Backoff of {@link ConnectOptions.reconnect}. */
 export interface ReconnectOptions {
@@ -106,17 +117,24 @@ export interface ReconnectOptions {
 }
 
 /** {@link ConnectOptions.batch}, checked, with its defaults filled in. */
-function resolveBatch(value: ConnectOptions['batch']): false | Required<BatchOptions> {
-  if (value === undefined || value === false) return false;
+function resolveBatch(value: ConnectOptions['batch']): false | ResolvedBatchOptions {
+  if (value === false) return false;
   const untrusted: unknown = value; // JavaScript callers can pass anything
-  if (value !== true && (typeof untrusted !== 'object' || untrusted === null)) {
-    invalid('batch must be true, false or { maxCalls, maxBytes }');
+  if (
+    value !== undefined &&
+    value !== true &&
+    (typeof untrusted !== 'object' || untrusted === null)
+  ) {
+    invalid('batch must be true, false or { maxCalls, maxBytes, negotiate }');
   }
-  const given = value === true ? {} : value;
+  // `true` is the opt-in of before D36: batch without asking.
+  const given: BatchOptions =
+    value === true ? { negotiate: false } : value === undefined ? {} : value;
   checkOptionNames(given, BATCH_OPTION_NAMES, 'batch');
   return {
     maxCalls: integer('batch.maxCalls', given.maxCalls, 64, 2, 10_000),
     maxBytes: integer('batch.maxBytes', given.maxBytes, 256 * 1024, 1_024, 16 * 1024 * 1024),
+    negotiate: boolean('batch.negotiate', given.negotiate, true),
   };
 }
 
@@ -152,6 +170,7 @@ const RECONNECT_OPTION_NAMES = optionNames({
 const BATCH_OPTION_NAMES = optionNames({
   maxCalls: true,
   maxBytes: true,
+  negotiate: true,
 } satisfies Record<keyof BatchOptions, true>);
 
 export const CONNECT_DEFAULTS = {
@@ -177,7 +196,7 @@ export interface ResolvedConnectOptions {
   readonly maxPayloadBytes: number;
   readonly defaultTimeoutMs: number;
   readonly publisherConfirms: boolean;
-  readonly batch: false | Required<BatchOptions>;
+  readonly batch: false | ResolvedBatchOptions;
   readonly replyMode: ReplyMode;
   readonly replyQueueExpiresMs: number;
   readonly signal: AbortSignal | undefined;

@@ -3,12 +3,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { RpcError } from '../../src/errors.js';
 import { Batcher, MAX_BATCHED_REQUEST_BYTES, type BatchPort } from '../../src/client/batching.js';
+import { BatchPeers } from '../../src/client/batch-peers.js';
 import { BodyPool } from '../../src/client/body-pool.js';
 import { PayloadLimit } from '../../src/client/payload-limit.js';
 import { PendingCall, PendingCalls } from '../../src/client/pending.js';
 import { RetryPolicy, RetryState, type RetryHost } from '../../src/client/retry.js';
 import { BATCH_CONTENT_TYPE, readRequestBatch, replyEntry } from '../../src/protocol/batch.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from '../../src/protocol/names.js';
+import type { InstanceDescription } from '../../src/protocol/describe.js';
 import type {
   AmqpChannelLike,
   AmqpMessageLike,
@@ -56,7 +58,7 @@ function callOf(id: string, queue: string, text: string, contentType = CONTENT_T
   return { call, outcomes };
 }
 
-function batcherWith(maxCalls = 100, maxBytes = 64 * 1024) {
+function batcherWith(maxCalls = 100, maxBytes = 64 * 1024, peers?: BatchPeers) {
   const pending = new PendingCalls(new BodyPool(), new RetryPolicy(neverRetry));
   const alone: PendingCall[] = [];
   const port: BatchPort = {
@@ -65,10 +67,12 @@ function batcherWith(maxCalls = 100, maxBytes = 64 * 1024) {
     repliesOutliveConnection: false,
     dropPublishChannel: () => undefined,
   };
-  const batcher = new Batcher({ maxCalls, maxBytes }, pending, port, 'alice');
+  const limits = { maxCalls, maxBytes, negotiate: peers !== undefined };
+  const batcher = new Batcher(limits, peers, pending, port, 'alice');
   const add = (channel: AmqpChannelLike, id: string, queue = 'q') => {
     const made = callOf(id, queue, `{"n":"${id}"}`);
-    made.call.entry = batcher.entryFor(made.call, Date.now() + 1000, undefined, undefined);
+    const now = Date.now();
+    made.call.entry = batcher.entryFor(made.call, now, now + 1000, undefined, undefined);
     pending.add(made.call);
     batcher.add(channel, made.call);
     return made;
@@ -115,12 +119,21 @@ describe('Batcher', () => {
     add(channel, 'a');
     add(channel, 'b');
     assert.equal(published.length, 1, 'full at 2 calls');
-    const bytes = batcherWith(100, 40);
+    // Entries of 39 bytes: a batch of two is 81 bytes, of three 121.
+    const bytes = batcherWith(100, 90);
     const other = recordingChannel();
     bytes.add(other.channel, 'a');
-    assert.equal(other.published.length, 0);
     bytes.add(other.channel, 'b');
-    assert.equal(other.published.length, 1, 'full at 40 bytes of entries');
+    assert.equal(other.published.length, 0);
+    bytes.add(other.channel, 'c');
+    assert.equal(other.published.length, 1, 'sent when the next entry would not fit');
+    const [full] = other.published;
+    assert.ok(full);
+    assert.equal(full.body.length, 81);
+    assert.deepEqual(
+      readRequestBatch(full.body).map((entry) => entry.id),
+      ['a', 'b'],
+    );
   });
 
   test('calls settled before the end of the tick are left out', async () => {
@@ -139,15 +152,17 @@ describe('Batcher', () => {
 
   test('only small JSON requests travel in batches', () => {
     const { batcher } = batcherWith(100, 64 * 1024);
-    const deadline = Date.now() + 1000;
-    assert.equal(typeof batcher.entryFor(callOf('a', 'q', '1').call, deadline, 'm', {}), 'string');
+    const now = Date.now();
+    const deadline = now + 1000;
+    const entry = batcher.entryFor(callOf('a', 'q', '1').call, now, deadline, 'm', {});
+    assert.equal(typeof entry, 'string');
     const binary = callOf('b', 'q', '1', CONTENT_TYPE_BINARY).call;
-    assert.equal(batcher.entryFor(binary, deadline, undefined, undefined), undefined);
+    assert.equal(batcher.entryFor(binary, now, deadline, undefined, undefined), undefined);
     const large = callOf('c', 'q', 'x'.repeat(MAX_BATCHED_REQUEST_BYTES + 1)).call;
-    assert.equal(batcher.entryFor(large, deadline, undefined, undefined), undefined);
+    assert.equal(batcher.entryFor(large, now, deadline, undefined, undefined), undefined);
     const half = batcherWith(100, 10);
     assert.equal(
-      half.batcher.entryFor(callOf('d', 'q', '123456').call, deadline, undefined, undefined),
+      half.batcher.entryFor(callOf('d', 'q', '123456').call, now, deadline, undefined, undefined),
       undefined,
     );
   });
@@ -173,6 +188,92 @@ describe('Batcher', () => {
     batcher.fail(batch, new RpcError('UNAVAILABLE', 'lost'));
     assert.ok(b.outcomes[0] instanceof RpcError);
     assert.equal(pending.batches.size, 0, 'forgotten once every call settled');
+  });
+});
+
+/** BatchPeers that learn `servers` rabbit-rpc servers on 'q', each with `prefetch`. */
+async function knownPeers(servers: number, prefetch: number): Promise<BatchPeers> {
+  const instances = Array.from({ length: servers }, (_, n): InstanceDescription => ({
+    describe: 1,
+    queue: 'q',
+    methods: [],
+    library: { name: 'rabbit-rpc', version: '0.1.0' },
+    protocol: 1,
+    instance: `amq.gen-${n}`,
+    startedAt: new Date(n).toISOString(),
+    inFlight: 0,
+    prefetch,
+    counters: { calls: 0, errors: {}, expired: 0 },
+    batch: { maxCalls: 1000, maxBytes: 1 << 20 },
+  }));
+  const peers = new BatchPeers(
+    {
+      consumerCount: () => Promise.resolve(servers),
+      describe: () => Promise.resolve(instances),
+    },
+    { recheckMs: 60_000, redescribeMs: 60_000, describeTimeoutMs: 100 },
+  );
+  peers.canBatch('q', Date.now()); // the first call starts no check
+  peers.canBatch('q', Date.now());
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(peers.canBatch('q', Date.now()), 'learnt');
+  return peers;
+}
+
+describe('Batcher with negotiation (D36)', () => {
+  test("a tick's calls split into one batch per server, each within the servers' prefetch", async () => {
+    const { add } = batcherWith(100, 64 * 1024, await knownPeers(3, 10));
+    const { channel, published } = recordingChannel();
+    for (let i = 0; i < 12; i++) add(channel, `c${i}`);
+    await tick();
+    // Without the split the 12 calls would go to one server as one batch.
+    assert.deepEqual(
+      published.map((batch) => readRequestBatch(batch.body).length),
+      [4, 4, 4],
+    );
+    const many = batcherWith(100, 64 * 1024, await knownPeers(3, 10));
+    const other = recordingChannel();
+    for (let i = 0; i < 30; i++) many.add(other.channel, `c${i}`);
+    // Full at one batch per server of prefetch calls: sent without waiting for the tick.
+    assert.deepEqual(
+      other.published.map((batch) => readRequestBatch(batch.body).length),
+      [10, 10, 10],
+    );
+    const capped = batcherWith(100, 64 * 1024, await knownPeers(1, 4));
+    const third = recordingChannel();
+    for (let i = 0; i < 10; i++) capped.add(third.channel, `c${i}`);
+    await tick();
+    assert.deepEqual(
+      third.published.map((batch) => readRequestBatch(batch.body).length),
+      [4, 4, 2],
+      'never more calls in one batch than a server runs at once',
+    );
+  });
+
+  test('a queue not known to read batches gets plain requests; a refused batch stops them', async () => {
+    const peers = await knownPeers(2, 10);
+    const { batcher, pending, alone, add } = batcherWith(100, 64 * 1024, peers);
+    const { channel, published } = recordingChannel();
+    add(channel, 'x1', 'unknown');
+    add(channel, 'x2', 'unknown');
+    assert.equal(pending.get('x1')?.entry, undefined, 'no entry: never batched');
+    add(channel, 'a');
+    add(channel, 'b');
+    await tick();
+    assert.equal(published.length, 1);
+    const batch = pending.batches.get(published[0]?.properties.correlationId ?? '');
+    assert.ok(batch);
+    batcher.onReturn(batch, 'q');
+    assert.equal(peers.canBatch('q', Date.now()), undefined, 'refused: no more batches to q');
+    add(channel, 'c');
+    add(channel, 'd');
+    await tick();
+    assert.equal(published.length, 1);
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['x1', 'x2', 'c', 'd'],
+    );
+    assert.equal(pending.stats.batches, 1);
   });
 });
 
