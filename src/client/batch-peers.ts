@@ -64,9 +64,9 @@ export const BATCH_PEER_DEFAULTS: BatchPeerOptions = {
 class QueuePeers {
   /** Undefined: not (or not yet) known to be served only by servers that read batches. */
   plan: BatchPlan | undefined;
-  /** When the count was last checked (0: never); a check is under way when `checking`. */
-  checkedAt = 0;
-  describedAt = 0;
+  /** When the count was last checked; a check is under way when `checking`. */
+  checkedAt = -Infinity;
+  describedAt = -Infinity;
   /** The consumer count the plan was made for. */
   consumers = -1;
   checking = false;
@@ -111,8 +111,8 @@ export class BatchPeers {
     if (peers === undefined) return;
     peers.plan = undefined;
     peers.consumers = -1;
-    peers.checkedAt = 0;
-    peers.describedAt = 0;
+    peers.checkedAt = -Infinity;
+    peers.describedAt = -Infinity;
     peers.generation++;
   }
 

@@ -44,3 +44,22 @@ test('passwords never show in redacted URLs or in errors about URLs', () => {
     (error: Error) => !error.message.includes('secret'),
   );
 });
+
+test('batch: negotiated by default (D36); true batches without asking; false never', () => {
+  const defaults = { maxCalls: 64, maxBytes: 256 * 1024 };
+  assert.deepEqual(resolveConnectOptions({}).batch, { ...defaults, negotiate: true });
+  assert.deepEqual(resolveConnectOptions({ batch: true }).batch, {
+    ...defaults,
+    negotiate: false,
+  });
+  assert.equal(resolveConnectOptions({ batch: false }).batch, false);
+  assert.deepEqual(resolveConnectOptions({ batch: { maxCalls: 8 } }).batch, {
+    ...defaults,
+    maxCalls: 8,
+    negotiate: true,
+  });
+  assert.throws(
+    () => resolveConnectOptions({ batch: { negotiate: 'yes' as never } }),
+    /batch.negotiate/,
+  );
+});
