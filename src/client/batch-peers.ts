@@ -7,7 +7,8 @@
  * answers, so the counts differ and nothing is batched to that queue.
  *
  * The hot path asks {@link BatchPeers.canBatch}, which never waits: a queue not checked yet
- * is "not now", and the check runs in the background. Checks repeat while a queue is used.
+ * is "not now", and the check runs in the background, from the second call to the queue
+ * on. Checks repeat while a queue is used.
  */
 import {
   DESCRIBE_CONTROL,
@@ -90,11 +91,12 @@ export class BatchPeers {
    * check in the background when the queue is new or its last check is old. Never waits.
    */
   canBatch(queue: string, now: number): BatchPlan | undefined {
-    let peers = this.#queues.get(queue);
+    const peers = this.#queues.get(queue);
     if (peers === undefined) {
-      if (this.#closed) return undefined;
-      peers = new QueuePeers();
-      this.#queues.set(queue, peers);
+      // The first call to a queue starts no check: a program that makes one call (the CLI)
+      // never pays for one. The second does.
+      if (!this.#closed) this.#queues.set(queue, new QueuePeers());
+      return undefined;
     }
     if (!peers.checking && now - peers.checkedAt >= this.#options.recheckMs) {
       this.#check(queue, peers, now);

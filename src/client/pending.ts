@@ -81,6 +81,8 @@ export class PendingCalls {
    * not in the stats, their failures not counted, never cancelled on the server.
    */
   #internal = 0;
+  /** Ids of the latest internal calls settled: their late answers are not "unmatched". */
+  readonly #internalSettled = new Set<string>();
   readonly #errors: Partial<Record<RpcErrorCode, number>> = {};
 
   constructor(bodies: BodyPool, retry: RetryPolicy<PendingCall>) {
@@ -144,7 +146,7 @@ export class PendingCalls {
     }
     this.#calls.delete(id);
     const internal = call.multi?.internal === true;
-    if (internal) this.#internal--;
+    if (internal) this.#settledInternal(id);
     clearTimeout(call.timer);
     // Nothing publishes the body once the call is over (a late publish checks isPending).
     if (call.pooled) this.#bodies.give(call.pooled);
@@ -154,8 +156,30 @@ export class PendingCalls {
     else call.resolve(outcome);
   }
 
+  /**
+   * True for the id of an internal call settled lately: a describe answer that came after
+   * the library had enough of them is not the user's unmatched reply.
+   */
+  wasInternal(id: string): boolean {
+    return this.#internalSettled.has(id);
+  }
+
+  #settledInternal(id: string): void {
+    this.#internal--;
+    this.#internalSettled.add(id);
+    if (this.#internalSettled.size > MAX_INTERNAL_SETTLED) {
+      for (const oldest of this.#internalSettled) {
+        this.#internalSettled.delete(oldest);
+        break;
+      }
+    }
+  }
+
   /** Ends every pending call with `error`. */
   failAll(error: RpcError): void {
     for (const id of [...this.#calls.keys()]) this.settle(id, error);
   }
 }
+
+/** How many settled internal calls' ids are remembered (late describe answers). */
+const MAX_INTERNAL_SETTLED = 64;

@@ -46,6 +46,8 @@ export class Replies {
       }
     }
     if (!call) {
+      // An answer to a describe of the library's own, after it had enough: not the user's.
+      if (id !== undefined && pending.wasInternal(id)) return;
       // Late (after a timeout or cancel), duplicated, or not ours: dropped on purpose.
       pending.unmatchedReplies++;
       this.#logger.debug({ correlationId: id }, 'dropped a reply that matches no pending call');

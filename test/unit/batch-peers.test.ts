@@ -66,6 +66,9 @@ describe('BatchPeers', () => {
     const state = { consumers: 2, instances: [instance('q', 1, READS), instance('q', 2, READS)] };
     const fake = fakePorts(state);
     const peers = new BatchPeers(fake.ports, OPTIONS);
+    // The first call starts nothing (a lone call never pays for a check); the second does.
+    assert.equal(peers.canBatch('q', 0), undefined);
+    assert.equal(fake.describes(), 0);
     assert.equal(peers.canBatch('q', 0), undefined);
     await fake.checked();
     assert.deepEqual(peers.canBatch('q', 1), { servers: 2, maxCalls: 10, maxBytes: 1 << 20 });
@@ -79,6 +82,7 @@ describe('BatchPeers', () => {
     });
     const peers = new BatchPeers(foreign.ports, OPTIONS);
     peers.canBatch('q', 0);
+    peers.canBatch('q', 0);
     await foreign.checked();
     assert.equal(peers.canBatch('q', 1), undefined);
     // An older server (or batch: false) answers without the advertisement.
@@ -88,6 +92,7 @@ describe('BatchPeers', () => {
     });
     const peers2 = new BatchPeers(older.ports, OPTIONS);
     peers2.canBatch('q', 0);
+    peers2.canBatch('q', 0);
     await older.checked();
     assert.equal(peers2.canBatch('q', 1), undefined);
   });
@@ -96,6 +101,7 @@ describe('BatchPeers', () => {
     const state = { consumers: 1, instances: [instance('q', 1, READS)] };
     const fake = fakePorts(state);
     const peers = new BatchPeers(fake.ports, OPTIONS);
+    peers.canBatch('q', 0);
     peers.canBatch('q', 0);
     await fake.checked();
     assert.notEqual(peers.canBatch('q', 10), undefined);
@@ -114,6 +120,7 @@ describe('BatchPeers', () => {
     const fake = fakePorts(state);
     const peers = new BatchPeers(fake.ports, OPTIONS);
     peers.canBatch('q', 0);
+    peers.canBatch('q', 0);
     await fake.checked();
     peers.canBatch('q', 1_000);
     // Only the count was read: wait for that check to end (a microtask or two).
@@ -129,6 +136,7 @@ describe('BatchPeers', () => {
     const state = { consumers: 1, instances: [instance('q', 1, READS)] };
     const fake = fakePorts(state);
     const peers = new BatchPeers(fake.ports, OPTIONS);
+    peers.canBatch('q', 0);
     peers.canBatch('q', 0);
     await fake.checked();
     peers.refused('q');
@@ -153,6 +161,7 @@ describe('BatchPeers', () => {
         },
       },
     );
+    peers.canBatch('q', 0);
     assert.equal(peers.canBatch('q', 0), undefined);
     await gone.promise;
     assert.deepEqual(failures, ['q']);
@@ -172,6 +181,7 @@ describe('BatchPeers', () => {
       },
       OPTIONS,
     );
+    peers.canBatch('q', 0);
     peers.canBatch('q', 0);
     await done.promise;
     await new Promise((resolve) => setImmediate(resolve));
