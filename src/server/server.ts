@@ -11,12 +11,7 @@ import { Broadcasts } from './broadcast.js';
 import { QueueConsumer, type ConsumerHost } from './consumer.js';
 import { answerBytes, DedupeCache } from './dedupe.js';
 import { Deliveries } from './deliveries.js';
-import {
-  batchAdvertisement,
-  DescribeBudget,
-  describeInstance,
-  ErrorCounts,
-} from './describe.js';
+import { batchAdvertisement, DescribeBudget, describeInstance, ErrorCounts } from './describe.js';
 import { Executor } from './execute.js';
 import type { ServerParts } from './parts.js';
 import { Responder } from './respond.js';
