@@ -5,7 +5,14 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { AMQPClient } from '@cloudamqp/amqp-client';
 import type { RpcConnection } from '../../src/index.js';
-import { AMQP_URL, connectForTest, deferred, failOnUnhandled, uniqueQueue } from '../helpers.js';
+import {
+  AMQP_URL,
+  connectForTest,
+  deferred,
+  eventually,
+  failOnUnhandled,
+  uniqueQueue,
+} from '../helpers.js';
 
 failOnUnhandled();
 
@@ -90,6 +97,32 @@ describe('batching by default', () => {
     }
   });
 
+  test('the same mixed queue with batch: true (no negotiation): the foreign consumer gets batches', async () => {
+    // What the test above guards against: without negotiation, batches reach the foreign
+    // consumer and its plain answers fail their calls.
+    const server = await connectForTest();
+    const caller = await connectForTest({ batch: true });
+    const queue = uniqueQueue('dbatch.forced');
+    await server.serve(queue, (request: number) => request);
+    const foreign = await foreignServer(queue);
+    try {
+      const until = Date.now() + 5_000;
+      const failed: unknown[] = [];
+      while (Date.now() < until && !foreign.contentTypes.includes(BATCH)) {
+        const outcomes = await Promise.allSettled(
+          Array.from({ length: 20 }, (_, i) => caller.call(queue, i, { timeoutMs: 2_000 })),
+        );
+        for (const outcome of outcomes)
+          if (outcome.status === 'rejected') failed.push(outcome.reason);
+      }
+      assert.ok(foreign.contentTypes.includes(BATCH), 'no batch reached the foreign consumer');
+      assert.ok(caller.stats().batches > 0);
+      assert.ok(failed.length > 0, "the foreign consumer's answers to batches fail their calls");
+    } finally {
+      await foreign.close();
+    }
+  });
+
   test('an older or batch: false server on the queue: no batch goes there', async () => {
     const ours = await connectForTest();
     const other = await connectForTest();
@@ -141,51 +174,64 @@ describe('batching by default', () => {
     }
   });
 
-  test('per-call prefetch: never more handlers than prefetch; waiting calls hold no reply', async () => {
-    const server = await connectForTest();
-    const caller = await connectForTest();
-    const queue = uniqueQueue('dbatch.prefetch');
-    const prefetch = 3;
-    let running = 0;
-    let most = 0;
-    let gate: { promise: Promise<void>; resolve: () => void } | undefined;
-    let started = 0;
-    let enough = deferred();
-    await server.serve(
-      queue,
-      async (request: number) => {
-        running++;
-        most = Math.max(most, running);
-        started++;
-        if (started === prefetch) enough.resolve();
-        if (gate) await gate.promise;
-        running--;
-        return request;
-      },
-      { prefetch },
-    );
-    await callRounds(caller, queue, 20, 200, () => caller.stats().batches > 0);
-    const batchesBefore = caller.stats().batches;
-    most = 0;
-    started = 0;
-    enough = deferred();
-    gate = deferred();
-    const settled: number[] = [];
-    const calls = Array.from({ length: 30 }, (_, i) =>
-      caller.call<number>(queue, i).then((reply) => settled.push(reply)),
-    );
-    await enough.promise;
-    assert.ok(caller.stats().batches > batchesBefore, 'the 30 calls went unbatched');
-    // Three handlers run; the other 27 wait their turn on the server or in the queue.
-    assert.equal(most, prefetch);
-    // Let the three finish: their replies come without waiting for the rest of the batch.
-    const firstGate = gate;
-    gate = undefined;
-    firstGate.resolve();
-    await Promise.all(calls);
-    assert.equal(settled.length, 30);
-    assert.equal(most, prefetch);
-  });
+  // Per-call prefetch is the server's: it holds whatever callers send, negotiated batches
+  // (capped at prefetch calls each) or forced ones (one batch of all 30 calls).
+  for (const mode of ['default', 'batch: true'] as const) {
+    test(`per-call prefetch (${mode}): never more handlers than prefetch; waiting calls hold no reply`, async () => {
+      const server = await connectForTest();
+      const caller = await connectForTest(mode === 'default' ? {} : { batch: true });
+      const queue = uniqueQueue('dbatch.prefetch');
+      const prefetch = 3;
+      let running = 0;
+      let most = 0;
+      let gate: { promise: Promise<void>; resolve: () => void } | undefined;
+      let started = 0;
+      let enough = deferred();
+      await server.serve(
+        queue,
+        async (request: number) => {
+          running++;
+          most = Math.max(most, running);
+          started++;
+          if (started === prefetch) enough.resolve();
+          if (gate) await gate.promise;
+          running--;
+          return request;
+        },
+        { prefetch },
+      );
+      await callRounds(caller, queue, 20, 200, () => caller.stats().batches > 0);
+      const batchesBefore = caller.stats().batches;
+      most = 0;
+      started = 0;
+      enough = deferred();
+      gate = deferred();
+      const settled: number[] = [];
+      const calls = Array.from({ length: 30 }, (_, i) =>
+        caller.call<number>(queue, i).then((reply) => settled.push(reply)),
+      );
+      await enough.promise;
+      const batches = caller.stats().batches - batchesBefore;
+      assert.ok(batches > 0, 'the 30 calls went unbatched');
+      if (mode === 'batch: true') assert.equal(batches, 1, 'one batch of 30 calls');
+      // Three handlers run; the other 27 wait their turn on the server or in the queue.
+      assert.equal(most, prefetch);
+      // The three finish while the next ones are held: their replies come at once, without
+      // waiting for the rest of their batch.
+      const firstGate = gate;
+      const secondGate = deferred();
+      gate = secondGate;
+      firstGate.resolve();
+      await eventually(() => settled.length >= prefetch, 'the first three replies', 5_000);
+      assert.equal(settled.length, prefetch);
+      assert.equal(running, prefetch, 'the next three run, held');
+      gate = undefined;
+      secondGate.resolve();
+      await Promise.all(calls);
+      assert.equal(settled.length, 30);
+      assert.equal(most, prefetch);
+    });
+  }
 });
 
 describe('fair spread', () => {
