@@ -22,7 +22,8 @@ const replyModeOf = (p: WorkerParams): ReplyMode =>
 /** The options every rabbit-rpc worker connects with. */
 export function connectOptions(p: WorkerParams): ConnectOptions {
   const options: ConnectOptions = { url: p.url, replyMode: replyModeOf(p) };
-  // The opt-in batch mode: calls made in the same tick share one message each way.
+  // Batching without negotiation (the default negotiates with the servers, D36); for
+  // one message per call, BENCH_RPC_OPTIONS='{"batch":false}' (below).
   if (p.impl === 'rabbit-rpc-batch') options.batch = true;
   // What publisher confirms cost: a refused request then fails at its deadline (D21).
   if (p.impl === 'rabbit-rpc-noconfirm') options.publisherConfirms = false;
