@@ -72,10 +72,14 @@ export interface ServeOptions {
    */
   dedupe?: DedupeOptions | false;
   /**
-   * Batches from callers with `batch: true` (docs/protocol.md, "Batches"): `false` refuses
-   * them (the batch's calls fail with UNIMPLEMENTED), an object bounds them. A batch over
-   * either bound is refused as a whole: all its calls fail with RESOURCE_EXHAUSTED. Batch
-   * entries count against `prefetch` like requests, whatever their number.
+   * Batches from callers (docs/protocol.md, "Batches"): the server says in its describe
+   * answers that it reads them, and callers batch to its queue by default once every
+   * consumer of it does (D36). `false` refuses them (the batch's calls fail with
+   * UNIMPLEMENTED; only `batch: true` callers send any) and advertises none, so
+   * negotiating callers send this queue plain requests; an object bounds them (advertised
+   * too). A batch over either bound is refused as a whole: all its calls fail with
+   * RESOURCE_EXHAUSTED. Batch entries count against `prefetch` like requests, whatever
+   * their number.
    * @default { maxEntries: 1000, maxBytes: 1048576 } (a caller's default batches are at
    *   most 64 calls and about 256 KiB)
    */
