@@ -12,8 +12,7 @@
  */
 import {
   DESCRIBE_CONTROL,
-  MAX_DESCRIPTION_BYTES,
-  readInstanceDescription,
+  readDescribeReply,
   type InstanceDescription,
 } from '../protocol/describe.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol/names.js';
@@ -237,15 +236,7 @@ function describeAnswers(instances: InstanceDescription[], max: number): MultiRe
     headers: { [CONTROL_HEADER]: DESCRIBE_CONTROL },
     internal: true,
     onMessage(message) {
-      const body = message.body;
-      if (body === null || body.length > MAX_DESCRIPTION_BYTES) return MORE;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(new TextDecoder().decode(body));
-      } catch {
-        return MORE;
-      }
-      const description = readInstanceDescription(parsed);
+      const description = readDescribeReply(message.body);
       if (description === undefined) return MORE;
       const key = JSON.stringify([description.instance, description.startedAt]);
       if (seen.has(key)) return MORE;

@@ -8,9 +8,8 @@ import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol/names.js';
 import {
   DESCRIBE_ALL_KEY,
   DESCRIBE_CONTROL,
-  MAX_DESCRIPTION_BYTES,
   MAX_INSTANCES,
-  readInstanceDescription,
+  readDescribeReply,
   type InstanceDescription,
   type MethodDescription,
 } from '../protocol/describe.js';
@@ -103,15 +102,7 @@ function describeReplies(instances: InstanceDescription[], max: number): MultiRe
     exchange: CONTROL_EXCHANGE,
     headers: { [CONTROL_HEADER]: DESCRIBE_CONTROL },
     onMessage(message) {
-      const body = message.body;
-      if (body === null || body.length > MAX_DESCRIPTION_BYTES) return MORE;
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(new TextDecoder().decode(body));
-      } catch {
-        return MORE;
-      }
-      const description = readInstanceDescription(parsed);
+      const description = readDescribeReply(message.body);
       if (description === undefined) return MORE;
       // One answer per server (queue and instance): a repeated one is not a second instance.
       const key = `${description.queue}\u0000${description.instance}`;

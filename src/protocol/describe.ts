@@ -223,3 +223,18 @@ function isName(value: unknown): value is string {
 function isCount(value: unknown): value is number {
   return typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
 }
+
+/**
+ * A describe answer's body, read: undefined when it is too large, not JSON or not a
+ * description (answers are untrusted: any peer bound to the control exchange can send one).
+ */
+export function readDescribeReply(body: Uint8Array | null): InstanceDescription | undefined {
+  if (body === null || body.length > MAX_DESCRIPTION_BYTES) return undefined;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(new TextDecoder().decode(body));
+  } catch {
+    return undefined;
+  }
+  return readInstanceDescription(parsed);
+}
