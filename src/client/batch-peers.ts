@@ -151,6 +151,12 @@ export class BatchPeers {
       peers.consumers = 0;
       return undefined;
     }
+    // Every consumer must answer, each answer up to 1 MiB: past this many, the check would
+    // let anyone who can consume the queue make every caller hold that much, so plain.
+    if (consumers > MAX_BATCH_PEERS) {
+      peers.consumers = consumers;
+      return undefined;
+    }
     const fresh = now - peers.describedAt < this.#options.redescribeMs;
     if (consumers === peers.consumers && fresh) return peers.plan;
     const described = await this.#ports.describe(queue, consumers, this.#options.describeTimeoutMs);
@@ -166,6 +172,9 @@ export class BatchPeers {
     return planFor(queue, described, consumers);
   }
 }
+
+/** The most consumers a queue may have for a caller to check them and batch to it. */
+export const MAX_BATCH_PEERS = 64;
 
 /**
  * The plan when every one of `consumers` is a server that said it reads batches; else

@@ -2,7 +2,12 @@
 // whose every consumer said it reads batches. Fake ports: no broker involved.
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BatchPeers, planFor, type BatchPeerPorts } from '../../src/client/batch-peers.js';
+import {
+  BatchPeers,
+  MAX_BATCH_PEERS,
+  planFor,
+  type BatchPeerPorts,
+} from '../../src/client/batch-peers.js';
 import type { InstanceDescription } from '../../src/protocol/describe.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -72,6 +77,19 @@ describe('BatchPeers', () => {
     assert.equal(peers.canBatch('q', 0), undefined);
     await fake.checked();
     assert.deepEqual(peers.canBatch('q', 1), { servers: 2, maxCalls: 10, maxBytes: 1 << 20 });
+  });
+
+  test('a queue with more consumers than MAX_BATCH_PEERS is not described, not batched', async () => {
+    const many = MAX_BATCH_PEERS + 1;
+    const instances = Array.from({ length: many }, (_, n) => instance('q', n, READS));
+    const fake = fakePorts({ consumers: many, instances });
+    const peers = new BatchPeers(fake.ports, OPTIONS);
+    peers.canBatch('q', 0);
+    peers.canBatch('q', 0);
+    // The count is asked and answered within a few turns of the event loop.
+    for (let turn = 0; turn < 5; turn++) await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(fake.describes(), 0);
+    assert.equal(peers.canBatch('q', 1), undefined);
   });
 
   test('a consumer that does not answer (foreign) or answers without batch: not batched', async () => {
