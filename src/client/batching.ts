@@ -184,7 +184,7 @@ export class Batcher {
       callIds: calls.map((call) => call.id),
       unsettled: calls.length,
     };
-    this.#pending.batches.set(batch.id, batch);
+    this.#pending.batches.set(batch);
     this.#pending.batchesSent++;
     // The batch lives as long as its longest call; each entry carries its own deadline.
     let expirationMs = 0;

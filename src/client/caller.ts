@@ -209,7 +209,7 @@ export class Caller implements LinkParticipant {
     this.#closedWith ??= laterError;
     this.#channels.batcher?.close();
     this.#link.leave(this);
-    const pending = [...this.#pending.values()];
+    const pending = this.#pending.values();
     this.#pending.failAll(pendingError);
     if (this.#link.client) {
       for (const call of pending) cancelOnServer(call, this.#control, this.#channels.replyTo);

@@ -82,7 +82,7 @@ export class ExpiringReplyQueue implements ReplyMode {
       'UNAVAILABLE',
       'another connection consumed the reply queue while this one reconnected; the reply may have been read by it',
     );
-    for (const call of [...this.#pending.values()]) {
+    for (const call of this.#pending.values()) {
       if (call.properties.replyTo === taken) this.#pending.settle(call.id, lost);
     }
     return this.#name;

@@ -1,6 +1,7 @@
 import type { AmqpProperties } from '../transport/types.js';
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import type { BodyPool, PooledBody } from './body-pool.js';
+import { IdTable } from './id-table.js';
 import type { MultiReply } from './multi-reply.js';
 import type { RetryPolicy, RetryState } from './retry.js';
 
@@ -66,9 +67,9 @@ export interface CallerStats {
  * a call ends goes through {@link settle}, which deletes its entry.
  */
 export class PendingCalls {
-  readonly #calls = new Map<string, PendingCall>();
+  readonly #calls = new IdTable<PendingCall>();
   /** Batches sent, by their correlation id: how replies, returns and failures find their calls. */
-  readonly batches = new Map<string, SentBatch>();
+  readonly batches = new IdTable<SentBatch>();
   readonly #bodies: BodyPool;
   readonly #retry: RetryPolicy<PendingCall>;
   /** Calls made so far, counted by the caller. */
@@ -104,11 +105,12 @@ export class PendingCalls {
   }
 
   add(call: PendingCall): void {
-    this.#calls.set(call.id, call);
+    this.#calls.set(call);
     if (call.multi?.internal === true) this.#internal++;
   }
 
-  values(): IterableIterator<PendingCall> {
+  /** The calls pending now (a copy), in no particular order. */
+  values(): PendingCall[] {
     return this.#calls.values();
   }
 
@@ -177,7 +179,7 @@ export class PendingCalls {
 
   /** Ends every pending call with `error`. */
   failAll(error: RpcError): void {
-    for (const id of [...this.#calls.keys()]) this.settle(id, error);
+    for (const call of this.#calls.values()) this.settle(call.id, error);
   }
 }
 
