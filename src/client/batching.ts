@@ -9,7 +9,7 @@ import { CONTENT_TYPE_JSON } from '../protocol/names.js';
 import { batchRequestProperties } from '../protocol/request.js';
 import { RpcError } from '../errors.js';
 import type { BatchPeers } from './batch-peers.js';
-import type { PendingCall, PendingCalls, SentBatch } from './pending.js';
+import type { EntryParts, PendingCall, PendingCalls, SentBatch } from './pending.js';
 
 /**
  * Requests larger than this go on their own even with batching on: the broker's cost per
@@ -79,16 +79,17 @@ export class Batcher {
   }
 
   /**
-   * The call as a batch entry when it may travel in a batch (small JSON, to a queue known
-   * to read batches when negotiating), else undefined. Never waits (`now`: the call's start).
+   * What the call needs to travel as a batch entry when it may travel in a batch (small
+   * JSON, to a queue known to read batches when negotiating), else undefined. The entry
+   * itself is written only if another call joins it. Never waits (`now`: the call's start).
    */
-  entryFor(
+  entryPartsFor(
     call: PendingCall,
     now: number,
     deadline: number,
     method: string | undefined,
     headers: Readonly<Record<string, string | number | boolean>> | undefined,
-  ): string | undefined {
+  ): EntryParts | undefined {
     if (
       call.properties.contentType !== CONTENT_TYPE_JSON ||
       call.body.length > Math.min(this.#limits.maxBytes / 2, MAX_BATCHED_REQUEST_BYTES) ||
@@ -96,7 +97,7 @@ export class Batcher {
     ) {
       return undefined;
     }
-    return requestEntry(call.id, deadline, method, headers, call.body);
+    return { deadline, method, headers };
   }
 
   /**
@@ -104,14 +105,25 @@ export class Batcher {
    * when full (one full batch per server) or when the call's entry would not fit.
    */
   add(channel: AmqpChannelLike, call: PendingCall): void {
-    // An entry and the comma after it.
-    const entryBytes = (call.entry?.length ?? 0) + 1;
     let open = this.#open.get(call.queue);
-    if (open && (open.channel !== channel || open.bytes + entryBytes > open.maxBytes)) {
+    if (open && open.channel !== channel) {
       this.#flush(call.queue, open);
       open = undefined;
     }
-    if (!open) open = this.#openBatch(channel, call.queue);
+    if (!open) {
+      // Alone so far: its entry is written only if another call joins it.
+      this.#openBatch(channel, call.queue).calls.push(call);
+      return;
+    }
+    const first = open.calls[0];
+    if (open.calls.length === 1 && first) open.bytes += entryOf(first).length + 1;
+    // An entry and the comma after it.
+    const entryBytes = entryOf(call).length + 1;
+    if (open.bytes + entryBytes > open.maxBytes) {
+      this.#flush(call.queue, open);
+      this.add(channel, call);
+      return;
+    }
     open.calls.push(call);
     open.bytes += entryBytes;
     if (open.calls.length >= open.perBatch * open.servers) this.#flush(call.queue, open);
@@ -141,6 +153,12 @@ export class Batcher {
    */
   #flush(queue: string, open: OpenBatch): void {
     this.#open.delete(queue);
+    const only = open.calls.length === 1 ? open.calls[0] : undefined;
+    if (only) {
+      // The common case of a call alone in its tick: no batch, nothing to sort out.
+      if (this.#pending.isPending(only)) this.#port.publishOne(open.channel, only);
+      return;
+    }
     // Calls settled meanwhile (cancelled, timed out) are left out.
     const calls = open.calls.filter((call) => this.#pending.isPending(call));
     const { channel, servers, perBatch } = open;
@@ -160,7 +178,7 @@ export class Batcher {
     // The brackets around the entries; each entry counts its comma.
     let bytes = 1;
     for (const call of calls) {
-      const entryBytes = (call.entry?.length ?? 0) + 1;
+      const entryBytes = entryOf(call).length + 1;
       if (chunk.length >= size || (chunk.length > 0 && bytes + entryBytes > maxBytes)) {
         this.#publish(channel, queue, chunk);
         chunk = [];
@@ -200,7 +218,7 @@ export class Batcher {
       expirationMs,
       this.#userId,
     );
-    const body = batchBody(calls.map((call) => call.entry ?? ''));
+    const body = batchBody(calls.map(entryOf));
     batchWritesThisTick(channel.connection);
     channel.basicPublish('', queue, body, properties, true).catch((error: unknown) => {
       if (this.#port.repliesOutliveConnection) return;
@@ -263,4 +281,14 @@ export class Batcher {
       else this.#pending.unmatchedReplies++;
     }
   }
+}
+
+/** A call's batch entry, written the first time it is needed. */
+function entryOf(call: PendingCall): string {
+  if (call.entry === undefined) {
+    const parts = call.entryParts;
+    if (!parts) throw new Error('a call that may not travel in a batch was added to one');
+    call.entry = requestEntry(call.id, parts.deadline, parts.method, parts.headers, call.body);
+  }
+  return call.entry;
 }

@@ -153,7 +153,7 @@ export class Caller implements LinkParticipant {
         properties.messageId = id;
         call.retry = new RetryState(deadline);
       } else if (batcher && !multi) {
-        call.entry = batcher.entryFor(
+        call.entryParts = batcher.entryPartsFor(
           call,
           deadline - timeoutMs,
           deadline,

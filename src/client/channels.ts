@@ -97,7 +97,7 @@ export class CallerChannels implements BatchPort, ReplyAddress {
   }
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {
-    if (call.entry !== undefined && this.batcher) {
+    if (call.entryParts !== undefined && this.batcher) {
       this.batcher.add(channel, call);
       return;
     }

@@ -13,7 +13,9 @@ export class PendingCall {
   published = false;
   /** Set for idempotent calls only: they are published again on UNAVAILABLE. */
   retry: RetryState | undefined;
-  /** With batching on: the call as a batch entry, when it may travel in a batch. */
+  /** With batching on: what the call needs to travel as a batch entry, when it may. */
+  entryParts: EntryParts | undefined;
+  /** Its batch entry, written only once another call joins its batch (a lone call goes plain). */
   entry: string | undefined;
   /** The batch it was sent in, if it was. */
   batch: SentBatch | undefined;
@@ -29,6 +31,13 @@ export class PendingCall {
     readonly signal: AbortSignal | undefined,
     readonly multi: MultiReply | undefined,
   ) {}
+}
+
+/** What a call carries into a batch entry besides its id and body (docs/protocol.md, "Batches"). */
+export interface EntryParts {
+  readonly deadline: number;
+  readonly method: string | undefined;
+  readonly headers: Readonly<Record<string, string | number | boolean>> | undefined;
 }
 
 /** A batch published and not yet fully answered: its calls, by correlation id. */

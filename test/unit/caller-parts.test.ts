@@ -72,9 +72,11 @@ function batcherWith(maxCalls = 100, maxBytes = 64 * 1024, peers?: BatchPeers) {
   const add = (channel: AmqpChannelLike, id: string, queue = 'q') => {
     const made = callOf(id, queue, `{"n":"${id}"}`);
     const now = Date.now();
-    made.call.entry = batcher.entryFor(made.call, now, now + 1000, undefined, undefined);
+    made.call.entryParts = batcher.entryPartsFor(made.call, now, now + 1000, undefined, undefined);
     pending.add(made.call);
-    batcher.add(channel, made.call);
+    // As the caller's channels do: only a call that may travel in a batch goes to the Batcher.
+    if (made.call.entryParts) batcher.add(channel, made.call);
+    else port.publishOne(channel, made.call);
     return made;
   };
   return { batcher, pending, alone, add };
@@ -150,19 +152,44 @@ describe('Batcher', () => {
     );
   });
 
+  test('a call alone in its tick is published without writing its batch entry', async () => {
+    const { alone, add } = batcherWith();
+    const { channel, published } = recordingChannel();
+    const lone = add(channel, 'a');
+    await tick();
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['a'],
+    );
+    assert.equal(published.length, 0);
+    assert.equal(lone.call.entry, undefined, 'no entry written for a call that went alone');
+    const first = add(channel, 'b');
+    const second = add(channel, 'c');
+    await tick();
+    assert.equal(published.length, 1);
+    assert.equal(typeof first.call.entry, 'string');
+    assert.equal(typeof second.call.entry, 'string');
+  });
+
   test('only small JSON requests travel in batches', () => {
     const { batcher } = batcherWith(100, 64 * 1024);
     const now = Date.now();
     const deadline = now + 1000;
-    const entry = batcher.entryFor(callOf('a', 'q', '1').call, now, deadline, 'm', {});
-    assert.equal(typeof entry, 'string');
+    const parts = batcher.entryPartsFor(callOf('a', 'q', '1').call, now, deadline, 'm', {});
+    assert.deepEqual(parts, { deadline, method: 'm', headers: {} });
     const binary = callOf('b', 'q', '1', CONTENT_TYPE_BINARY).call;
-    assert.equal(batcher.entryFor(binary, now, deadline, undefined, undefined), undefined);
+    assert.equal(batcher.entryPartsFor(binary, now, deadline, undefined, undefined), undefined);
     const large = callOf('c', 'q', 'x'.repeat(MAX_BATCHED_REQUEST_BYTES + 1)).call;
-    assert.equal(batcher.entryFor(large, now, deadline, undefined, undefined), undefined);
+    assert.equal(batcher.entryPartsFor(large, now, deadline, undefined, undefined), undefined);
     const half = batcherWith(100, 10);
     assert.equal(
-      half.batcher.entryFor(callOf('d', 'q', '123456').call, now, deadline, undefined, undefined),
+      half.batcher.entryPartsFor(
+        callOf('d', 'q', '123456').call,
+        now,
+        deadline,
+        undefined,
+        undefined,
+      ),
       undefined,
     );
   });
@@ -256,7 +283,7 @@ describe('Batcher with negotiation (D36)', () => {
     const { channel, published } = recordingChannel();
     add(channel, 'x1', 'unknown');
     add(channel, 'x2', 'unknown');
-    assert.equal(pending.get('x1')?.entry, undefined, 'no entry: never batched');
+    assert.equal(pending.get('x1')?.entryParts, undefined, 'never batched');
     add(channel, 'a');
     add(channel, 'b');
     await tick();
