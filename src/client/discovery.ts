@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Caller } from './caller.js';
 import { MORE, type MultiReply } from './multi-reply.js';
 import type { ControlPlane } from '../control/control-plane.js';
@@ -29,6 +30,17 @@ export interface DiscoveryOptions {
    */
   max?: number;
 }
+
+/**
+ * Most bytes of method lists one discovery keeps. Instances that describe the same service
+ * and methods share one copy, so a fleet of any size costs its distinct contracts plus
+ * {@link INSTANCE_BYTES} each; answers past the budget are dropped. Without it, 10,000
+ * answers of up to 1 MiB each (any peer bound to the control exchange can send them) could
+ * make a caller hold 10 GB.
+ */
+export const MAX_DISCOVERY_BYTES = 16 * 1024 * 1024;
+/** What one instance's own fields (queue, instance, counters, ...) count against the budget. */
+const INSTANCE_BYTES = 1024;
 
 /** Default of {@link DiscoveryOptions.timeoutMs}. */
 export const DEFAULT_DISCOVERY_TIMEOUT_MS = 1_000;
@@ -95,9 +107,15 @@ export async function discover(
   return groupByQueue(instances);
 }
 
-/** Collects describe replies: each checked, at most `max`, until the deadline. */
-function describeReplies(instances: InstanceDescription[], max: number): MultiReply {
+/**
+ * Collects describe replies: each checked, at most `max`, until the deadline, within
+ * {@link MAX_DISCOVERY_BYTES}.
+ */
+export function describeReplies(instances: InstanceDescription[], max: number): MultiReply {
   const seen = new Set<string>();
+  /** Method lists kept, by a digest of the service name and methods. */
+  const shared = new Map<string, readonly MethodDescription[]>();
+  let kept = 0;
   return {
     exchange: CONTROL_EXCHANGE,
     headers: { [CONTROL_HEADER]: DESCRIBE_CONTROL },
@@ -107,8 +125,18 @@ function describeReplies(instances: InstanceDescription[], max: number): MultiRe
       // One answer per server (queue and instance): a repeated one is not a second instance.
       const key = `${description.queue}\u0000${description.instance}`;
       if (seen.has(key)) return MORE;
+      const text = JSON.stringify([description.service ?? null, description.methods]);
+      const digest = createHash('sha256').update(text).digest('base64');
+      const methods = shared.get(digest);
+      const cost = INSTANCE_BYTES + (methods ? 0 : text.length);
+      if (kept + cost > MAX_DISCOVERY_BYTES) return MORE;
+      kept += cost;
       seen.add(key);
-      instances.push(description);
+      if (methods) instances.push({ ...description, methods });
+      else {
+        shared.set(digest, description.methods);
+        instances.push(description);
+      }
       return instances.length >= max ? instances : MORE;
     },
     onDeadline: () => instances,
