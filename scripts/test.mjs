@@ -13,9 +13,9 @@
 // one answers; else a private RabbitMQ node started here (and stopped at the end). The
 // faults and testing suites always start their own private nodes.
 //
-// Then the RabbitMQ 4.x pass: the integration, interop, contract, faults, cli and otel suites, and the
-// 4.x-only rabbitmq4 suite, run again against RabbitMQ 4.x: RABBITMQ4_URL if set, else the
-// node of scripts/rabbitmq4.sh if it answers on 127.0.0.1:5682. Its faults suite starts
+// Then the RabbitMQ 4.x pass: the integration, interop, contract, faults, cli, otel, fuzz,
+// nestjs and ui suites, and the 4.x-only rabbitmq4 suite, run again against RabbitMQ 4.x:
+// RABBITMQ4_URL if set, else the node of scripts/rabbitmq4.sh if it answers on 127.0.0.1:5682. Its faults suite starts
 // private nodes from the same root (RABBITMQ4_ROOT, default /var/lib/rabbit-rpc/rabbitmq4-root,
 // through rabbit-rpc/testing's `chroot` option). Without a 4.x node the pass is left out
 // with a line saying how to start one; with RABBITMQ4_URL set, a missing node fails the run.
@@ -58,7 +58,7 @@ const BROKER_SUITES = new Set([
   'otel',
   'fuzz',
   'nestjs',
-  // rabbit-rpc ui: its API and its page in headless Chromium (on the 3.10 pass only).
+  // rabbit-rpc ui: its API and its page in headless Chromium.
   'ui',
 ]);
 /** Suites run again against RabbitMQ 4.x; `rabbitmq4` runs only there. */
@@ -69,6 +69,9 @@ const RABBITMQ4_SUITES = new Set([
   'faults',
   'cli',
   'otel',
+  'fuzz',
+  'nestjs',
+  'ui',
   'rabbitmq4',
 ]);
 const RABBITMQ4_DEFAULT_URL = 'amqp://guest:guest@127.0.0.1:5682';
