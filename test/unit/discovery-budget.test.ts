@@ -45,7 +45,7 @@ test('answers with distinct large method lists are kept only up to the budget', 
   const replies = describeReplies(instances, 10_000);
   const large = 900 * 1024;
   for (let i = 0; i < 40; i++)
-    replies.onMessage(answer(`amq.gen-${i}`, String(i).padEnd(large, 'y')));
+    replies.onMessage(answer(`amq.gen-${i}`, String(i).padEnd(large, 'y')), 'id', 'reply-to');
   const kept = Math.floor(MAX_DISCOVERY_BYTES / large);
   assert.ok(instances.length >= kept - 1 && instances.length <= kept, `${instances.length} kept`);
 });
@@ -54,7 +54,7 @@ test('instances with the same methods share one copy, so a large fleet fits', ()
   const instances: InstanceDescription[] = [];
   const replies = describeReplies(instances, 10_000);
   const pad = 'x'.repeat(100 * 1024);
-  for (let i = 0; i < 1_000; i++) replies.onMessage(answer(`amq.gen-${i}`, pad));
+  for (let i = 0; i < 1_000; i++) replies.onMessage(answer(`amq.gen-${i}`, pad), 'id', 'reply-to');
   assert.equal(instances.length, 1_000, 'every instance kept: 1,000 x 100 KiB would be 100 MB');
   assert.equal(instances[0]?.methods, instances[999]?.methods);
 });
