@@ -60,6 +60,9 @@ const HELP = `npm run bench -- [flags]
   --frame-max N        frameMax that rabbit-rpc connects with (default: the library's, 131072)
   --node-args "A B"    node options for every server and client process, e.g.
                        --node-args=--max-semi-space-size=2 (default: none)
+  --warmup-s S         warm up for at least S seconds before each measured run: rounds of
+                       the case's warm-up calls until S seconds have passed (default 3;
+                       --quick: 0, one round)
   --retries N          reruns of a case disturbed by other CPU load (default 1)
   --quiet-wait S       wait up to S seconds for the machine to go quiet before a case (default 5; --quick: 2)
   --rpc-rev REV        also measure src/ of a git revision (e.g. main, HEAD~5), beside the
@@ -234,6 +237,7 @@ async function main(): Promise<void> {
   // Node's own settings (heap sizes) change memory and CPU alike: the same for every worker.
   const nodeArgs = (flags.get('node-args') ?? '').split(/\s+/).filter(Boolean);
   const quietWaitS = intFlag(flags, 'quiet-wait', quick ? 2 : 5);
+  const warmupS = intFlag(flags, 'warmup-s', quick ? 0 : 3);
   const url = flags.get('url') ?? DEFAULT_URL;
   const working = workingTree();
   const other = otherTree(flags);
@@ -289,7 +293,7 @@ async function main(): Promise<void> {
   console.log(`rabbit-rpc: ${working.label} (bundled)`);
   if (other) console.log(`rabbit-rpc*@${other.tag}: ${other.label} (bundled)`);
   console.log(
-    `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}\n`,
+    `cases: ${cases.map((c) => `${c.name} (c=${c.conc}, n=${c.n}+${c.warmup} warm-up${c.payload ? `, ${c.payload} B` : ''})`).join('; ')}; warm-up at least ${warmupS} s\n`,
   );
 
   const runs: RunRecord[] = [];
@@ -313,6 +317,7 @@ async function main(): Promise<void> {
             attempt,
             brokerPid,
             quietWaitS,
+            warmupS,
             frameMax,
             nodeArgs,
           });
@@ -359,6 +364,7 @@ async function main(): Promise<void> {
           nodeArgs,
           retries,
           quietWaitS,
+          warmupS,
           rabbitRpc: working.label,
           ...(other ? { otherRabbitRpc: { tag: other.tag, source: other.label } } : {}),
         },
@@ -515,6 +521,7 @@ interface CaseArgs {
   attempt: number;
   brokerPid: number | undefined;
   quietWaitS: number;
+  warmupS: number;
   frameMax: number | undefined;
   nodeArgs: readonly string[];
 }
@@ -528,6 +535,7 @@ async function runCase({
   attempt,
   brokerPid,
   quietWaitS,
+  warmupS,
   frameMax,
   nodeArgs,
 }: CaseArgs): Promise<RunRecord> {
@@ -541,6 +549,7 @@ async function runCase({
     conc: c.conc,
     n: c.n,
     warmup: c.warmup,
+    warmupS,
     payload: c.payload,
     prefetch,
     timeoutS: 120,

@@ -43,6 +43,11 @@ export interface WorkerParams {
   n: number;
   /** Warm-up calls before the measured ones. */
   warmup: number;
+  /**
+   * Warm-up lasts at least this long: rounds of `warmup` calls are repeated until it has
+   * (default 0: one round).
+   */
+  warmupS?: number;
   /** Approximate request size in bytes (0: just `{"i":n}`). */
   payload: number;
   prefetch: number;
