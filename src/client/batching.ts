@@ -9,7 +9,7 @@ import { CONTENT_TYPE_JSON } from '../protocol/names.js';
 import { batchRequestProperties } from '../protocol/request.js';
 import { RpcError } from '../errors.js';
 import type { BatchPeers } from './batch-peers.js';
-import type { EntryParts, PendingCall, PendingCalls, SentBatch } from './pending.js';
+import type { BatchableCall, EntryParts, PendingCall, PendingCalls, SentBatch } from './pending.js';
 
 /**
  * Requests larger than this go on their own even with batching on: the broker's cost per
@@ -35,7 +35,7 @@ export interface BatchPort {
 /** Calls to one queue waiting for the end of the tick, to go out as one batch. */
 interface OpenBatch {
   readonly channel: AmqpChannelLike;
-  readonly calls: PendingCall[];
+  readonly calls: BatchableCall[];
   /** Bytes of the batch body: the entries, their commas and the brackets. */
   bytes: number;
   /** Servers of the queue (1 without negotiation): the calls split over as many batches. */
@@ -104,7 +104,7 @@ export class Batcher {
    * Adds a call to its queue's calls of this tick; they go out at the end of it, or at once
    * when full (one full batch per server) or when the call's entry would not fit.
    */
-  add(channel: AmqpChannelLike, call: PendingCall): void {
+  add(channel: AmqpChannelLike, call: BatchableCall): void {
     let open = this.#open.get(call.queue);
     if (open && open.channel !== channel) {
       this.#flush(call.queue, open);
@@ -174,7 +174,7 @@ export class Batcher {
       Math.min(servers, Math.floor(calls.length / 2)),
     );
     const size = Math.ceil(calls.length / count);
-    let chunk: PendingCall[] = [];
+    let chunk: BatchableCall[] = [];
     // The brackets around the entries; each entry counts its comma.
     let bytes = 1;
     for (const call of calls) {
@@ -191,7 +191,7 @@ export class Batcher {
   }
 
   /** Publishes calls as one batch (a single call as a plain request). */
-  #publish(channel: AmqpChannelLike, queue: string, calls: readonly PendingCall[]): void {
+  #publish(channel: AmqpChannelLike, queue: string, calls: readonly BatchableCall[]): void {
     if (calls.length === 1) {
       this.#port.publishOne(channel, calls[0] as PendingCall);
       return;
@@ -284,11 +284,8 @@ export class Batcher {
 }
 
 /** A call's batch entry, written the first time it is needed. */
-function entryOf(call: PendingCall): string {
-  if (call.entry === undefined) {
-    const parts = call.entryParts;
-    if (!parts) throw new Error('a call that may not travel in a batch was added to one');
-    call.entry = requestEntry(call.id, parts.deadline, parts.method, parts.headers, call.body);
-  }
+function entryOf(call: BatchableCall): string {
+  const parts = call.entryParts;
+  call.entry ??= requestEntry(call.id, parts.deadline, parts.method, parts.headers, call.body);
   return call.entry;
 }

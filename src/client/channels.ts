@@ -8,7 +8,7 @@ import { RpcError } from '../errors.js';
 import type { BatchPeers } from './batch-peers.js';
 import { Batcher, type BatchPort } from './batching.js';
 import { PayloadLimit } from './payload-limit.js';
-import type { PendingCall, PendingCalls } from './pending.js';
+import { isBatchable, type PendingCall, type PendingCalls } from './pending.js';
 import { Replies, type ReplyAddress } from './replies.js';
 import type { ReplyMode } from './reply-mode.js';
 
@@ -97,7 +97,7 @@ export class CallerChannels implements BatchPort, ReplyAddress {
   }
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {
-    if (call.entryParts !== undefined && this.batcher) {
+    if (this.batcher && isBatchable(call)) {
       this.batcher.add(channel, call);
       return;
     }

@@ -160,7 +160,14 @@ export function groupByQueue(instances: readonly InstanceDescription[]): Service
       const newest = group.at(-1) as InstanceDescription;
       const signature = (instance: InstanceDescription): string =>
         JSON.stringify([instance.service ?? null, instance.methods]);
-      const consistent = group.every((instance) => signature(instance) === signature(newest));
+      // Instances that describe the same methods share one list (describeReplies): compared
+      // by identity, so a large fleet is not written out as text once per instance.
+      let newestSignature: string | undefined;
+      const consistent = group.every(
+        (instance) =>
+          (instance.methods === newest.methods && instance.service === newest.service) ||
+          signature(instance) === (newestSignature ??= signature(newest)),
+      );
       const service: ServiceDescription = {
         queue,
         methods: newest.methods,

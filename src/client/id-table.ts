@@ -2,7 +2,7 @@
  * Values by their string id in an open-addressed array, for the calls and batches waiting
  * for replies. Not a `Map`: with thousands of entries added and deleted every second, V8
  * promoted nearly everything a pending call referenced to the old generation (2.2 MB per
- * scavenge at 20,000 calls/s, against 1.2 KB with this table), which made each scavenge
+ * scavenge at 20,000 calls/s, against 0.8 KB with this table), which made each scavenge
  * take 4-5 ms instead of under 1 and grew the heap until the next full collection (D40).
  *
  * Linear probing, no tombstones: a delete shifts the entries after it back (Knuth's

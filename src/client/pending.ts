@@ -40,6 +40,14 @@ export interface EntryParts {
   readonly headers: Readonly<Record<string, string | number | boolean>> | undefined;
 }
 
+/** A call that may travel in a batch: the only kind the Batcher takes. */
+export type BatchableCall = PendingCall & { readonly entryParts: EntryParts };
+
+/** True when `call` may travel in a batch. */
+export function isBatchable(call: PendingCall): call is BatchableCall {
+  return call.entryParts !== undefined;
+}
+
 /** A batch published and not yet fully answered: its calls, by correlation id. */
 export interface SentBatch {
   readonly id: string;

@@ -6,7 +6,7 @@ import { Batcher, MAX_BATCHED_REQUEST_BYTES, type BatchPort } from '../../src/cl
 import { BatchPeers } from '../../src/client/batch-peers.js';
 import { BodyPool } from '../../src/client/body-pool.js';
 import { PayloadLimit } from '../../src/client/payload-limit.js';
-import { PendingCall, PendingCalls } from '../../src/client/pending.js';
+import { isBatchable, PendingCall, PendingCalls } from '../../src/client/pending.js';
 import { RetryPolicy, RetryState, type RetryHost } from '../../src/client/retry.js';
 import { BATCH_CONTENT_TYPE, readRequestBatch, replyEntry } from '../../src/protocol/batch.js';
 import { CONTENT_TYPE_BINARY, CONTENT_TYPE_JSON } from '../../src/protocol/names.js';
@@ -75,7 +75,7 @@ function batcherWith(maxCalls = 100, maxBytes = 64 * 1024, peers?: BatchPeers) {
     made.call.entryParts = batcher.entryPartsFor(made.call, now, now + 1000, undefined, undefined);
     pending.add(made.call);
     // As the caller's channels do: only a call that may travel in a batch goes to the Batcher.
-    if (made.call.entryParts) batcher.add(channel, made.call);
+    if (isBatchable(made.call)) batcher.add(channel, made.call);
     else port.publishOne(channel, made.call);
     return made;
   };
