@@ -163,14 +163,14 @@ export class Caller implements LinkParticipant {
       }
       pending.add(call);
       // The deadline runs from here: waiting for a channel or a reconnect counts against it.
-      call.timer = setTimeout(() => {
+      call.deadline = pending.deadlines.add(timeoutMs, () => {
         pending.settle(
           id,
           multi?.onDeadline
             ? multi.onDeadline()
             : new RpcError('DEADLINE_EXCEEDED', `no reply from "${queue}" within ${timeoutMs} ms`),
         );
-      }, timeoutMs);
+      });
       const signal = options.signal;
       if (signal) {
         watchAbort(call, signal, () => {
@@ -211,6 +211,7 @@ export class Caller implements LinkParticipant {
     this.#link.leave(this);
     const pending = this.#pending.values();
     this.#pending.failAll(pendingError);
+    this.#pending.deadlines.close();
     if (this.#link.client) {
       for (const call of pending) cancelOnServer(call, this.#control, this.#channels.replyTo);
     }

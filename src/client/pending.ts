@@ -1,13 +1,14 @@
 import type { AmqpProperties } from '../transport/types.js';
 import { RpcError, type RpcErrorCode } from '../errors.js';
 import type { BodyPool, PooledBody } from './body-pool.js';
+import { CallDeadlines, type Deadline } from './call-deadlines.js';
 import { IdTable } from './id-table.js';
 import type { MultiReply } from './multi-reply.js';
 import type { RetryPolicy, RetryState } from './retry.js';
 
 /** One call waiting for its reply. A class, not a closure, to keep per-call cost low. */
 export class PendingCall {
-  timer: NodeJS.Timeout | undefined;
+  deadline: Deadline | undefined;
   onAbort: (() => void) | undefined;
   /** The request went out: the server may be running it (worth a cancel). */
   published = false;
@@ -87,6 +88,8 @@ export class PendingCalls {
   readonly #calls = new IdTable<PendingCall>();
   /** Batches sent, by their correlation id: how replies, returns and failures find their calls. */
   readonly batches = new IdTable<SentBatch>();
+  /** When each pending call times out. */
+  readonly deadlines = new CallDeadlines();
   readonly #bodies: BodyPool;
   readonly #retry: RetryPolicy<PendingCall>;
   /** Calls made so far, counted by the caller. */
@@ -154,7 +157,12 @@ export class PendingCalls {
    */
   settle(id: string, outcome: unknown, answered = false): void {
     const call = this.#calls.get(id);
-    if (!call) return;
+    if (call) this.settleCall(call, outcome, answered);
+  }
+
+  /** {@link settle} for a call just found pending (its reply's routing looked it up). */
+  settleCall(call: PendingCall, outcome: unknown, answered = false): void {
+    const id = call.id;
     const retry = call.retry;
     if (retry) {
       if (outcome instanceof RpcError) {
@@ -166,7 +174,7 @@ export class PendingCalls {
     this.#calls.delete(id);
     const internal = call.multi?.internal === true;
     if (internal) this.#settledInternal(id);
-    clearTimeout(call.timer);
+    if (call.deadline) this.deadlines.cancel(call.deadline);
     // Nothing publishes the body once the call is over (a late publish checks isPending).
     if (call.pooled) this.#bodies.give(call.pooled);
     if (call.batch && --call.batch.unsettled === 0) this.batches.delete(call.batch.id);
