@@ -34,10 +34,17 @@ export interface BatchPort {
 
 /** Calls to one queue waiting for the end of the tick, to go out as one batch. */
 interface OpenBatch {
+  readonly queue: string;
   readonly channel: AmqpChannelLike;
   readonly calls: BatchableCall[];
   /** Bytes of the batch body: the entries, their commas and the brackets. */
   bytes: number;
+  /** How to split the calls, learnt when a second call joins (a lone call needs none). */
+  limits: BatchLimits | undefined;
+}
+
+/** How one tick's calls to a queue split into batches. */
+interface BatchLimits {
   /** Servers of the queue (1 without negotiation): the calls split over as many batches. */
   readonly servers: number;
   /** Most calls in one batch. */
@@ -61,7 +68,7 @@ export class Batcher {
   /** Batches being filled in this tick, by queue. */
   readonly #open = new Map<string, OpenBatch>();
   readonly #flushAll = (): void => {
-    for (const [queue, open] of this.#open) this.#flush(queue, open);
+    for (const open of this.#open.values()) this.#flush(open);
   };
 
   constructor(
@@ -107,7 +114,7 @@ export class Batcher {
   add(channel: AmqpChannelLike, call: BatchableCall): void {
     let open = this.#open.get(call.queue);
     if (open && open.channel !== channel) {
-      this.#flush(call.queue, open);
+      this.#flush(open);
       open = undefined;
     }
     if (!open) {
@@ -117,33 +124,42 @@ export class Batcher {
     }
     const first = open.calls[0];
     if (open.calls.length === 1 && first) open.bytes += entryOf(first).length + 1;
+    const limits = (open.limits ??= this.#limitsFor(call.queue));
     // An entry and the comma after it.
     const entryBytes = entryOf(call).length + 1;
-    if (open.bytes + entryBytes > open.maxBytes) {
-      this.#flush(call.queue, open);
+    if (open.bytes + entryBytes > limits.maxBytes) {
+      this.#flush(open);
       this.add(channel, call);
       return;
     }
     open.calls.push(call);
     open.bytes += entryBytes;
-    if (open.calls.length >= open.perBatch * open.servers) this.#flush(call.queue, open);
+    if (open.calls.length >= limits.perBatch * limits.servers) this.#flush(open);
   }
 
-  /** Starts collecting a tick's calls to `queue`; asks the plan once per queue and tick. */
+  /** Starts collecting a tick's calls to `queue`. */
   #openBatch(channel: AmqpChannelLike, queue: string): OpenBatch {
-    const plan = this.#peers?.canBatch(queue, Date.now());
-    const servers = plan?.servers ?? 1;
     const open: OpenBatch = {
+      queue,
       channel,
       calls: [],
-      bytes: 1, // the brackets
-      servers,
-      perBatch: Math.min(this.#limits.maxCalls, plan?.maxCalls ?? Infinity),
-      maxBytes: Math.min(this.#limits.maxBytes, plan?.maxBytes ?? Infinity) * servers,
+      bytes: 1 /* the brackets */,
+      limits: undefined,
     };
     if (this.#open.size === 0) queueMicrotask(this.#flushAll);
     this.#open.set(queue, open);
     return open;
+  }
+
+  /** How this tick's calls to `queue` split: the plan is asked once per queue and tick. */
+  #limitsFor(queue: string): BatchLimits {
+    const plan = this.#peers?.canBatch(queue, Date.now());
+    const servers = plan?.servers ?? 1;
+    return {
+      servers,
+      perBatch: Math.min(this.#limits.maxCalls, plan?.maxCalls ?? Infinity),
+      maxBytes: Math.min(this.#limits.maxBytes, plan?.maxBytes ?? Infinity) * servers,
+    };
   }
 
   /**
@@ -151,7 +167,8 @@ export class Batcher {
    * negotiation, split into one batch per server of the queue (the broker gives each
    * consumer its turn), each of at most what one server runs at once (D36).
    */
-  #flush(queue: string, open: OpenBatch): void {
+  #flush(open: OpenBatch): void {
+    const queue = open.queue;
     this.#open.delete(queue);
     const only = open.calls.length === 1 ? open.calls[0] : undefined;
     if (only) {
@@ -161,14 +178,15 @@ export class Batcher {
     }
     // Calls settled meanwhile (cancelled, timed out) are left out.
     const calls = open.calls.filter((call) => this.#pending.isPending(call));
-    const { channel, servers, perBatch } = open;
+    const channel = open.channel;
+    const { servers, perBatch, maxBytes: allBytes } = (open.limits ??= this.#limitsFor(queue));
     // Asked again: a batch refused since the tick began stops batching to the queue.
     const refused = this.#peers !== undefined && !this.#peers.canBatch(queue, Date.now());
     if (calls.length < 2 || channel.closed || refused) {
       for (const call of calls) this.#port.publishOne(channel, call);
       return;
     }
-    const maxBytes = open.maxBytes / servers;
+    const maxBytes = allBytes / servers;
     const count = Math.max(
       Math.ceil(calls.length / perBatch),
       Math.min(servers, Math.floor(calls.length / 2)),

@@ -62,7 +62,7 @@ export class Replies {
       if (outcome !== MORE) pending.settle(call.id, outcome, true);
       return;
     }
-    pending.settle(call.id, decodeReplyOutcome(message), true);
+    pending.settleCall(call, decodeReplyOutcome(message), true);
   }
 
   /** A reply whose properties do not decode names no call: dropped, counted as unmatched. */
