@@ -17,6 +17,7 @@ import {
   DEADLINE_HEADER,
 } from './names.js';
 import { RpcError, isRpcErrorCode, type RpcErrorCode } from '../errors.js';
+import { utf8Text } from './codec.js';
 import type { AmqpField, AmqpMessageLike, AmqpProperties } from '../transport/types.js';
 
 /** Content type of batch requests and batch replies. */
@@ -46,7 +47,7 @@ export function requestEntry(
     headers && Object.keys(headers).length > 0 ? headers : null,
   ]);
   // `[a,b,c,d]` + payload → `[a,b,c,d,payload]`
-  return `${head.slice(0, -1)},${utf8(payload)}]`;
+  return `${head.slice(0, -1)},${utf8Text(payload)}]`;
 }
 
 /** The body of a batch: its entries' JSON text in an array. */
@@ -91,7 +92,7 @@ export function replyEntry(
   const head = JSON.stringify([id, status ?? null, message ?? null]).slice(0, -1);
   if (contentType === CONTENT_TYPE_JSON) {
     // An empty JSON body (an error without details) is null.
-    return `${head},null,${body.length === 0 ? 'null' : utf8(body)}]`;
+    return `${head},null,${body.length === 0 ? 'null' : utf8Text(body)}]`;
   }
   const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const text =
@@ -129,16 +130,12 @@ export function readReplyBatch(body: Uint8Array | null): Array<[string, unknown]
 function parseArray(body: Uint8Array | null, failCode: RpcErrorCode): unknown[] {
   let parsed: unknown;
   try {
-    parsed = JSON.parse(body ? utf8(body) : '');
+    parsed = JSON.parse(body ? utf8Text(body) : '');
   } catch (error) {
     throw new RpcError(failCode, 'a batch body is not JSON', { cause: error });
   }
   if (!Array.isArray(parsed)) throw new RpcError(failCode, 'a batch body is not an array');
   return parsed;
-}
-
-function utf8(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8');
 }
 
 /** The request one batch entry stands for: the batch's properties with the entry's own. */

@@ -67,7 +67,7 @@ export function decodeBody(
   const type = mediaType(contentType);
   if (type === CONTENT_TYPE_BINARY)
     return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const text = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('utf8');
+  const text = utf8Text(bytes);
   if (type === CONTENT_TYPE_TEXT) return text;
   if (type !== CONTENT_TYPE_JSON && type !== '') {
     throw new RpcError(failCode, `unsupported content type "${type}"`);
@@ -81,6 +81,19 @@ export function decodeBody(
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Decodes UTF-8 as `Buffer#toString` does (invalid bytes become U+FFFD, a byte order mark
+ * stays), without reading `bytes.buffer`: V8 keeps a typed array of up to 64 bytes, as most
+ * request and reply bodies are, inside its heap, and asking for its ArrayBuffer moves it out
+ * (a malloc, and one more external buffer for the garbage collector). That took 0.35 µs
+ * per small body in a loop and several µs on each side of a sequential call (D41).
+ */
+export function utf8Text(bytes: Uint8Array): string {
+  return UTF8.decode(bytes);
+}
+
+const UTF8 = new TextDecoder('utf-8', { ignoreBOM: true });
 
 /** `application/json; charset=utf-8` → `application/json`; missing → ''. */
 function mediaType(contentType: string | undefined): string {
