@@ -48,13 +48,14 @@ export class CallDeadlines {
     const lane = deadline.lane;
     if (lane === undefined) return;
     lane.remove(deadline);
-    if (lane.head === undefined) this.#lanes.delete(lane.timeoutMs);
-    // The timer stays armed (re-arming per call is the cost this saves); it fires, finds
-    // nothing due, and waits for the next head. It no longer keeps the process alive.
+    // An empty lane stays for the next call with its timeout (a sequential caller's lane
+    // empties after every call); the sweep drops it. The timer stays armed too (re-arming
+    // per call is the cost this saves): it fires, finds nothing due, and waits for the next
+    // head, but no longer keeps the process alive.
     if (--this.#inLanes === 0) this.#timer?.unref();
   }
 
-  /** Drops every deadline: none expires any more (those added later do). */
+  /** Drops every deadline in a lane: none expires any more (those added later do). */
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
@@ -85,7 +86,8 @@ export class CallDeadlines {
         head.onExpired();
         head = lane.head;
       }
-      if (head !== undefined && head.dueAt < next) next = head.dueAt;
+      if (head === undefined) this.#lanes.delete(lane.timeoutMs);
+      else if (head.dueAt < next) next = head.dueAt;
     }
     // onExpired may have added deadlines (and armed the timer) meanwhile.
     if (next < this.#armedFor) this.#arm(next);

@@ -35,6 +35,15 @@ describe('CallDeadlines: the deadlines of pending calls on one timer (D41)', () 
     assert.ok(later >= 40, `the next one expired after ${later} ms`);
   });
 
+  test('a lane emptied after every call (a sequential caller) keeps working', async () => {
+    const deadlines = new CallDeadlines();
+    let expired = 0;
+    for (let i = 0; i < 1_000; i++) deadlines.cancel(deadlines.add(15, () => expired++));
+    const last = await expiry(deadlines, 15);
+    assert.equal(expired, 0);
+    assert.ok(last >= 15, `expired after ${last} ms`);
+  });
+
   test('cancelling the middle of a lane keeps the others', async () => {
     const deadlines = new CallDeadlines();
     const order: string[] = [];
