@@ -94,9 +94,10 @@ export function replyEntry(
     // An empty JSON body (an error without details) is null.
     return `${head},null,${body.length === 0 ? 'null' : utf8Text(body)}]`;
   }
-  const bytes = Buffer.from(body.buffer, body.byteOffset, body.byteLength);
   const text =
-    contentType === CONTENT_TYPE_TEXT ? bytes.toString('utf8') : bytes.toString('base64');
+    contentType === CONTENT_TYPE_TEXT
+      ? utf8Text(body)
+      : Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('base64');
   return `${head},${JSON.stringify(contentType)},${JSON.stringify(text)}]`;
 }
 

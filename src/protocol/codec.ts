@@ -86,8 +86,8 @@ const EMPTY = new Uint8Array(0);
  * Decodes UTF-8 as `Buffer#toString` does (invalid bytes become U+FFFD, a byte order mark
  * stays), without reading `bytes.buffer`: V8 keeps a typed array of up to 64 bytes, as most
  * request and reply bodies are, inside its heap, and asking for its ArrayBuffer moves it out
- * (a malloc, and one more external buffer for the garbage collector). That took 0.35 µs
- * per small body in a loop and several µs on each side of a sequential call (D41).
+ * (a malloc, and one more external buffer for the garbage collector): 0.35 µs per small
+ * body in a loop, against 0.1 µs for this (D41).
  */
 export function utf8Text(bytes: Uint8Array): string {
   return UTF8.decode(bytes);

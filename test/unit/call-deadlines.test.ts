@@ -78,12 +78,33 @@ describe('CallDeadlines: the deadlines of pending calls on one timer (D41)', () 
     const deadlines = new CallDeadlines();
     const timeouts = Array.from({ length: MAX_LANES + 4 }, (_, i) => 10 + i);
     let cancelledExpired = 0;
-    const cancelled = timeouts.map((ms) => deadlines.add(ms, () => cancelledExpired++));
+    const firstExpired: Array<Promise<void>> = [];
+    const cancelled = timeouts.map((ms) => {
+      let expired!: () => void;
+      firstExpired.push(new Promise<void>((resolve) => (expired = resolve)));
+      return deadlines.add(ms, () => {
+        cancelledExpired++;
+        expired();
+      });
+    });
     const elapsed = await Promise.all(timeouts.map((ms) => expiry(deadlines, ms)));
+    // A deadline on a timer of its own may come a moment after a later one of the same
+    // timeout (its timer came early by Node's clock and waited again).
+    await Promise.all(firstExpired);
     for (const deadline of cancelled) deadlines.cancel(deadline);
     timeouts.forEach((ms, i) => assert.ok((elapsed[i] ?? 0) >= ms, `${ms} ms: ${elapsed[i]}`));
     // The cancelled ones were cancelled only after theirs had expired: all of them counted.
     assert.equal(cancelledExpired, timeouts.length);
+  });
+
+  test('lanes left empty give up their slot to a new timeout', async () => {
+    const deadlines = new CallDeadlines();
+    for (let i = 0; i < MAX_LANES; i++) deadlines.cancel(deadlines.add(1_000 + i, () => undefined));
+    const elapsed = expiry(deadlines, 15);
+    const another = deadlines.add(2_000, () => undefined);
+    assert.notEqual(another.lane, undefined, 'in a lane, not on a timer of its own');
+    deadlines.cancel(another);
+    assert.ok((await elapsed) >= 15);
   });
 
   test('a deadline added by an expiring one is kept', async () => {
