@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AmqpChannelLike, AmqpMessageLike } from '../transport/types.js';
 import { fromAmqpError } from '../transport/errors.js';
-import { batchWritesThisTick } from '../transport/amqp-client.js';
+import { atEndOfTick, batchWritesThisTick } from '../transport/amqp-client.js';
 import type { ResolvedBatchOptions } from '../options/connect.js';
 import { BATCH_CONTENT_TYPE, batchBody, readReplyBatch, requestEntry } from '../protocol/batch.js';
 import { decodeReplyOutcome } from '../protocol/error-reply.js';
@@ -65,10 +65,27 @@ export class Batcher {
   readonly #pending: PendingCalls;
   readonly #port: BatchPort;
   readonly #userId: string | undefined;
+  /**
+   * The first call of this tick while it is alone: held without a batch of its own, since
+   * most ticks of a caller that waits for each reply carry one call (the common case costs
+   * no map and no batch object). A second call moves it into {@link #open}.
+   */
+  #lone: BatchableCall | undefined;
+  #loneChannel: AmqpChannelLike | undefined;
   /** Batches being filled in this tick, by queue. */
   readonly #open = new Map<string, OpenBatch>();
+  /** A flush at the end of this tick is arranged. */
+  #flushing = false;
   readonly #flushAll = (): void => {
-    for (const open of this.#open.values()) this.#flush(open);
+    this.#flushing = false;
+    const lone = this.#lone;
+    const channel = this.#loneChannel;
+    if (lone !== undefined && channel !== undefined) {
+      this.#lone = undefined;
+      this.#loneChannel = undefined;
+      if (this.#pending.isPending(lone)) this.#port.publishOne(channel, lone);
+    }
+    if (this.#open.size > 0) for (const open of this.#open.values()) this.#flush(open);
   };
 
   constructor(
@@ -112,13 +129,20 @@ export class Batcher {
    * when full (one full batch per server) or when the call's entry would not fit.
    */
   add(channel: AmqpChannelLike, call: BatchableCall): void {
+    if (this.#lone === undefined && this.#open.size === 0) {
+      // Alone so far: its entry is written only if another call joins it.
+      this.#lone = call;
+      this.#loneChannel = channel;
+      this.#flushAtEndOfTick(channel);
+      return;
+    }
+    this.#joinLone();
     let open = this.#open.get(call.queue);
     if (open && open.channel !== channel) {
       this.#flush(open);
       open = undefined;
     }
     if (!open) {
-      // Alone so far: its entry is written only if another call joins it.
       this.#openBatch(channel, call.queue).calls.push(call);
       return;
     }
@@ -137,6 +161,16 @@ export class Batcher {
     if (open.calls.length >= limits.perBatch * limits.servers) this.#flush(open);
   }
 
+  /** A second call came in this tick: the lone call becomes its queue's open batch. */
+  #joinLone(): void {
+    const lone = this.#lone;
+    const channel = this.#loneChannel;
+    if (lone === undefined || channel === undefined) return;
+    this.#lone = undefined;
+    this.#loneChannel = undefined;
+    this.#openBatch(channel, lone.queue).calls.push(lone);
+  }
+
   /** Starts collecting a tick's calls to `queue`. */
   #openBatch(channel: AmqpChannelLike, queue: string): OpenBatch {
     const open: OpenBatch = {
@@ -146,9 +180,19 @@ export class Batcher {
       bytes: 1 /* the brackets */,
       limits: undefined,
     };
-    if (this.#open.size === 0) queueMicrotask(this.#flushAll);
+    this.#flushAtEndOfTick(channel);
     this.#open.set(queue, open);
     return open;
+  }
+
+  /**
+   * The tick's calls go out when it ends, right before its frames are written: no
+   * microtask of their own, and their publishes join that write.
+   */
+  #flushAtEndOfTick(channel: AmqpChannelLike): void {
+    if (this.#flushing) return;
+    this.#flushing = true;
+    atEndOfTick(channel.connection, this.#flushAll);
   }
 
   /** How this tick's calls to `queue` split: the plan is asked once per queue and tick. */

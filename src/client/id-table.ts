@@ -100,9 +100,18 @@ export class IdTable<T extends { readonly id: string }> {
 /** A power of two, as every capacity. */
 const MIN_CAPACITY = 32;
 
-/** FNV-1a over the UTF-16 code units: cheap, and spreads random ids evenly. */
+/**
+ * FNV-1a over the last {@link HASHED_CHARS} UTF-16 code units. The ids stored are random
+ * UUIDs, whose last 8 hex digits are already 32 random bits: hashing the other 28
+ * characters would spread them no better, and this runs four times per call. The end of an
+ * id is where ids of other shapes differ too (a counter, a time-ordered id). A looked-up key
+ * shaped to collide only meets the random keys stored, so its probe stays short.
+ */
 function hashOf(id: string): number {
   let hash = 0x811c9dc5;
-  for (let i = 0; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
+  const start = id.length > HASHED_CHARS ? id.length - HASHED_CHARS : 0;
+  for (let i = start; i < id.length; i++) hash = Math.imul(hash ^ id.charCodeAt(i), 0x01000193);
   return hash >>> 0;
 }
+
+const HASHED_CHARS = 8;

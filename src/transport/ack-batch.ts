@@ -59,13 +59,20 @@ export class AckBatcher {
 
   #send(): void {
     const tags = this.#toAck;
+    if (tags.length === 0) return;
     this.#toAck = [];
-    if (tags.length === 0 || this.channel.closed) return;
+    if (this.channel.closed) return;
+    const only = tags.length === 1 ? tags[0] : undefined;
+    if (only !== undefined) {
+      // The tick of a lone request: nothing to look up.
+      this.channel.basicAck(only, false).catch(() => undefined);
+      return;
+    }
     let highest = 0;
     for (const tag of tags) if (tag > highest) highest = tag;
     // Tags grow with each delivery and a Set keeps insertion order: the first is the lowest.
     const lowestUnsettled = this.#unsettled.values().next().value ?? Infinity;
-    if (tags.length > 1 && lowestUnsettled > highest) {
+    if (lowestUnsettled > highest) {
       this.channel.basicAck(highest, true).catch(() => undefined);
       return;
     }

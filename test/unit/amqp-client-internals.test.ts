@@ -12,7 +12,11 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import { AMQPChannel, AMQPClient } from '@cloudamqp/amqp-client';
 import { AMQPView } from '@cloudamqp/amqp-client/amqp-view';
-import { batchWritesThisTick, boundBufferPool } from '../../src/transport/amqp-client.js';
+import {
+  atEndOfTick,
+  batchWritesThisTick,
+  boundBufferPool,
+} from '../../src/transport/amqp-client.js';
 
 /** The library's internals as we use them (not in its typings). */
 interface Internals {
@@ -134,4 +138,71 @@ test('without a socket (another transport) batchWritesThisTick runs the flush ho
   let flushed = 0;
   batchWritesThisTick({}, () => flushed++);
   assert.equal(flushed, 1);
+});
+
+test("atEndOfTick runs its task right before the tick's write, and what the task publishes joins it", async () => {
+  const { amqp, socket, channel } = wired();
+  const order: string[] = [];
+  let published: Promise<unknown> | undefined;
+  atEndOfTick(amqp, () => {
+    order.push(`task, ${socket.writes.length} writes so far`);
+    published = channel.basicPublish('', 'queue', new Uint8Array(10), {}, false);
+  });
+  // A publish made later in the same tick, in a microtask, goes out in the same write.
+  queueMicrotask(() => {
+    order.push('microtask');
+    void channel.basicPublish('', 'queue', new Uint8Array(10), {}, false);
+  });
+  assert.equal(socket.writableCorked, 1, 'corked until the end of the tick');
+  await new Promise((resolve) => setImmediate(resolve));
+  await published;
+  assert.deepEqual(order, ['microtask', 'task, 0 writes so far']);
+  assert.deepEqual(socket.writes, [2], 'both publishes, one write');
+  assert.equal(socket.writableCorked, 0);
+});
+
+test('a hook added by a hook runs in the same flush; a hook that throws is warned about and leaves the socket uncorked', async () => {
+  const { amqp, socket } = wired();
+  const ran: string[] = [];
+  const warnings: string[] = [];
+  const onWarning = (warning: Error) => warnings.push(warning.message);
+  process.on('warning', onWarning);
+  try {
+    batchWritesThisTick(amqp, () => {
+      ran.push('first');
+      batchWritesThisTick(amqp, () => ran.push('added by the first'));
+      throw new Error('a bug');
+    });
+    atEndOfTick(amqp, () => ran.push('second'));
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.deepEqual(ran, ['first', 'second', 'added by the first']);
+    assert.equal(socket.writableCorked, 0, 'uncorked although a hook threw');
+    assert.equal(warnings.length, 1);
+    // The next tick corks and flushes again.
+    atEndOfTick(amqp, () => ran.push('next tick'));
+    assert.equal(socket.writableCorked, 1);
+    await new Promise((resolve) => setImmediate(resolve));
+    assert.equal(ran.at(-1), 'next tick');
+    assert.equal(socket.writableCorked, 0);
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+test('the end-of-tick hooks run even while something else holds the socket corked', async () => {
+  const { amqp, socket } = wired();
+  socket.cork(); // not ours: never uncorked here
+  let ran = false;
+  atEndOfTick(amqp, () => (ran = true));
+  await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(ran, true);
+  assert.equal(socket.writableCorked, 1, 'only our own cork was taken off');
+});
+
+test('without a socket (another transport) atEndOfTick runs its task in a microtask', async () => {
+  let ran = 0;
+  atEndOfTick({}, () => ran++);
+  assert.equal(ran, 0, 'not at once: the tick may still bring more');
+  await Promise.resolve();
+  assert.equal(ran, 1);
 });

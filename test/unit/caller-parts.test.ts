@@ -171,6 +171,50 @@ describe('Batcher', () => {
     assert.equal(typeof second.call.entry, 'string');
   });
 
+  test('a lone call settled before the end of the tick is not published; calls alone in their queues each go plain', async () => {
+    const { pending, alone, add } = batcherWith();
+    const { channel, published } = recordingChannel();
+    add(channel, 'gone');
+    pending.settle('gone', new RpcError('CANCELLED', 'gone'));
+    await tick();
+    assert.equal(alone.length, 0, 'nothing published for the settled call');
+    // The first call is held alone; the second, to another queue, moves it into a batch of
+    // its own queue, where it is still alone at the end of the tick.
+    add(channel, 'a', 'q1');
+    add(channel, 'b', 'q2');
+    await tick();
+    assert.equal(published.length, 0, 'no batch of one');
+    assert.deepEqual(alone.map((call) => call.id).sort(), ['a', 'b']);
+    // A later tick starts alone again.
+    add(channel, 'c', 'q1');
+    add(channel, 'd', 'q1');
+    await tick();
+    assert.equal(published.length, 1);
+    assert.deepEqual(
+      readRequestBatch(published[0]?.body ?? null).map((entry) => entry.id),
+      ['c', 'd'],
+    );
+  });
+
+  test('a call on another publishing channel than the lone call of the tick sends that one first', async () => {
+    const { alone, add } = batcherWith();
+    const first = recordingChannel();
+    const second = recordingChannel();
+    add(first.channel, 'a');
+    add(second.channel, 'b');
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['a'],
+      'the call of the old channel went at once',
+    );
+    await tick();
+    assert.deepEqual(
+      alone.map((call) => call.id),
+      ['a', 'b'],
+    );
+    assert.equal(first.published.length + second.published.length, 0);
+  });
+
   test('only small JSON requests travel in batches', () => {
     const { batcher } = batcherWith(100, 64 * 1024);
     const now = Date.now();

@@ -46,6 +46,18 @@ test('behaves as a Map through growth, shrinking and deletes inside probe runs',
   );
 });
 
+test('ids alike in the characters hashed (their last 8) share one probe run and are still told apart', () => {
+  const table = new IdTable<Item>();
+  const ids = Array.from({ length: 200 }, (_, i) => `${i}-${'f'.repeat(8)}`);
+  ids.forEach((id, n) => table.set({ id, n }));
+  assert.equal(table.size, 200);
+  ids.forEach((id, n) => assert.equal(table.get(id)?.n, n));
+  // Deleting inside the run moves the later entries back: every other one stays findable.
+  for (let i = 0; i < ids.length; i += 2) assert.equal(table.delete(ids[i] as string), true);
+  ids.forEach((id, n) => assert.equal(table.get(id)?.n, n % 2 === 0 ? undefined : n));
+  assert.equal(table.get(`x-${'f'.repeat(8)}`), undefined);
+});
+
 test('setting an id again replaces its value and keeps the size', () => {
   const table = new IdTable<Item>();
   const id = randomUUID();
