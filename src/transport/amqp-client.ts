@@ -74,8 +74,9 @@ interface TickWrite {
 /**
  * Each socket's {@link TickWrite}, created once and reused. Not a property of the socket:
  * adding one to a `net.Socket` changes its shape, and Node's stream code then reads every
- * property of that socket more slowly (64 KiB calls lost 3% that way). The last socket is
- * remembered, since this runs on every tick that writes and one connection does most of it.
+ * property of that socket more slowly. The socket of the tick's write is remembered until
+ * its flush (not longer: that would keep a closed connection alive): the frames of one tick
+ * mostly go to one socket.
  */
 const tickWrites = new WeakMap<Socket, TickWrite>();
 let lastSocket: Socket | undefined;
@@ -155,6 +156,10 @@ function flush(socket: Socket, write: TickWrite): void {
   }
   hooks.length = 0;
   write.scheduled = false;
+  if (lastSocket === socket) {
+    lastSocket = undefined;
+    lastWrite = undefined;
+  }
   socket.uncork();
 }
 
