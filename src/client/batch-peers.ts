@@ -17,6 +17,7 @@ import {
 } from '../protocol/describe.js';
 import { CONTROL_EXCHANGE, CONTROL_HEADER } from '../protocol/names.js';
 import type { LazyChannel } from '../transport/lazy-channel.js';
+import type { AmqpChannelLike } from '../transport/types.js';
 import { MORE, type MultiReply } from './multi-reply.js';
 
 /** What the checks need of the connection: narrow, so that a unit test can fake it. */
@@ -227,7 +228,10 @@ export function connectionPorts(links: BatchPeerLinks): BatchPeerPorts {
     async describe(queue, max, timeoutMs) {
       if (!(await links.exchangeExists())) return [];
       const instances: InstanceDescription[] = [];
-      await links.call(queue, timeoutMs, describeAnswers(instances, max));
+      // On the peek channel: a caller without write permission on the control exchange
+      // then loses that channel, not the one its calls are published on.
+      const publishChannel = () => links.peekChannel.open();
+      await links.call(queue, timeoutMs, describeAnswers(instances, max, publishChannel));
       return instances;
     },
   };
@@ -238,10 +242,15 @@ export function connectionPorts(links: BatchPeerLinks): BatchPeerPorts {
  * an instance name but not a start time; an answer repeated (by a hostile peer) is counted
  * once, so it cannot make up for a consumer that did not answer.
  */
-function describeAnswers(instances: InstanceDescription[], max: number): MultiReply {
+function describeAnswers(
+  instances: InstanceDescription[],
+  max: number,
+  publishChannel: () => Promise<AmqpChannelLike>,
+): MultiReply {
   const seen = new Set<string>();
   return {
     exchange: CONTROL_EXCHANGE,
+    publishChannel,
     headers: { [CONTROL_HEADER]: DESCRIBE_CONTROL },
     internal: true,
     onMessage(message) {

@@ -70,6 +70,11 @@ export class CallerChannels implements BatchPort, ReplyAddress {
 
   /** Publishes `call` at once when a channel is open and writable, else once one is. */
   publishNow(call: PendingCall): void {
+    const aside = call.multi?.publishChannel;
+    if (aside !== undefined) {
+      this.#publishAside(aside, call);
+      return;
+    }
     const channel = this.#channel;
     if (channel && !channel.closed && !this.#link.flow.blocked) this.#publish(channel, call);
     else this.publishLater(call);
@@ -94,6 +99,19 @@ export class CallerChannels implements BatchPort, ReplyAddress {
     // A publishing channel the broker closed since the last publish: open another.
     if (this.#channel?.closed) this.dropPublishChannel(this.#channel);
     return this.#channel ?? (await this.open());
+  }
+
+  /** Publishes on a channel of the call's own (an internal describe): a refusal closes only that. */
+  #publishAside(open: () => Promise<AmqpChannelLike>, call: PendingCall): void {
+    // The request names the caller's reply address: its channels are opened first.
+    const replies = this.#replyChannel ? Promise.resolve(undefined) : this.open();
+    replies.then(open).then(
+      (channel) => {
+        channel.onReturn = (message) => this.#replies.onReturn(message);
+        if (this.#pending.isPending(call)) this.publishOne(channel, call);
+      },
+      (error: unknown) => this.#pending.settle(call.id, RpcError.from(error, 'UNAVAILABLE')),
+    );
   }
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {

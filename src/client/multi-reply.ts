@@ -1,4 +1,4 @@
-import type { AmqpField, AmqpMessageLike } from '../transport/types.js';
+import type { AmqpChannelLike, AmqpField, AmqpMessageLike } from '../transport/types.js';
 
 /**
  * A call answered by several messages (a stream, a broadcast) instead of one reply. The
@@ -23,6 +23,13 @@ export interface MultiReply {
    * the connection's stats, never cancelled on the server.
    */
   readonly internal?: boolean;
+  /**
+   * A channel of its own to publish the request on, instead of the caller's: a refused
+   * publish (no write permission on the control exchange) closes the channel it was on, and
+   * on the caller's it would fail the calls published there meanwhile. Unconfirmed: a
+   * refused request gets no answers and ends at its deadline.
+   */
+  readonly publishChannel?: () => Promise<AmqpChannelLike>;
   /** The caller cancelled: tell the server (best effort). */
   onCancel?(id: string, replyTo: string): void;
 }

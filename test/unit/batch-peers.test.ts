@@ -4,11 +4,15 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   BatchPeers,
+  connectionPorts,
   MAX_BATCH_PEERS,
   planFor,
   type BatchPeerPorts,
 } from '../../src/client/batch-peers.js';
 import type { InstanceDescription } from '../../src/protocol/describe.js';
+import type { MultiReply } from '../../src/client/multi-reply.js';
+import type { LazyChannel } from '../../src/transport/lazy-channel.js';
+import type { AmqpChannelLike } from '../../src/transport/types.js';
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
   let resolve!: () => void;
@@ -223,5 +227,32 @@ describe('planFor', () => {
     assert.equal(planFor('q', [], 0), undefined);
     // More answers than consumers is not "every consumer".
     assert.equal(planFor('q', [instance('q', 1, READS), instance('q', 2, READS)], 1), undefined);
+  });
+});
+
+describe('connectionPorts', () => {
+  test("a describe is published on the peek channel, not the caller's: a refusal closes only that", async () => {
+    const peek = { closed: false } as unknown as AmqpChannelLike;
+    const peekChannel = {
+      open: () => Promise.resolve(peek),
+      forget: () => undefined,
+    } as unknown as LazyChannel;
+    const sent: MultiReply[] = [];
+    const ports = connectionPorts({
+      peekChannel,
+      exchangeExists: () => Promise.resolve(true),
+      call: (_queue, _timeoutMs, multi) => {
+        sent.push(multi);
+        return Promise.resolve(multi.onDeadline?.());
+      },
+    });
+    assert.deepEqual(await ports.describe('q', 2, 100), []);
+    assert.equal(sent.length, 1);
+    const multi = sent[0];
+    assert.ok(multi);
+    assert.equal(multi.internal, true);
+    const publishChannel = multi.publishChannel;
+    assert.ok(publishChannel, 'the describe names a channel of its own');
+    assert.equal(await publishChannel(), peek);
   });
 });
