@@ -55,7 +55,7 @@ export class CallDeadlines {
     if (--this.#inLanes === 0) this.#timer?.unref();
   }
 
-  /** Drops the deadlines waiting in lanes: none expires any more (those added later do). */
+  /** Drops every deadline in a lane: none expires any more (those added later do). */
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;

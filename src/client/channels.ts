@@ -103,19 +103,15 @@ export class CallerChannels implements BatchPort, ReplyAddress {
 
   /** Publishes on a channel of the call's own (an internal describe): a refusal closes only that. */
   #publishAside(open: () => Promise<AmqpChannelLike>, call: PendingCall): void {
-    // Like every publish it waits at the flow gate; it names the caller's reply address, so
-    // the caller's channels are opened first.
-    this.#link.flow
-      .wait()
-      .then(() => (this.#replyChannel ? undefined : this.open()))
-      .then(() => open())
-      .then(
-        (channel) => {
-          channel.onReturn = (message) => this.#replies.onReturn(message);
-          if (this.#pending.isPending(call)) this.publishOne(channel, call);
-        },
-        (error: unknown) => this.#pending.settle(call.id, RpcError.from(error, 'UNAVAILABLE')),
-      );
+    // The request names the caller's reply address: its channels are opened first.
+    const replies = this.#replyChannel ? Promise.resolve(undefined) : this.open();
+    replies.then(open).then(
+      (channel) => {
+        channel.onReturn = (message) => this.#replies.onReturn(message);
+        if (this.#pending.isPending(call)) this.publishOne(channel, call);
+      },
+      (error: unknown) => this.#pending.settle(call.id, RpcError.from(error, 'UNAVAILABLE')),
+    );
   }
 
   #publish(channel: AmqpChannelLike, call: PendingCall): void {
